@@ -1,0 +1,199 @@
+"""Built-in gamma+jets simulator: events where a jet fakes the second photon of an H->gamma gamma selection.
+
+The default data set of the main job (hgg-background-gan paper, Sec. 3). It is a seeded, vectorised toy of
+the physics that makes the method non-trivial; one event model produces both the signal region (SR: the fake
+passes the photon ID) and the control region (CR: it fails), so the simulated SR is the truth for a GANed CR.
+
+Event model (all momenta in GeV; parameters are the fields of `GJetsParams`):
+- Hard process. Prompt photon pT from a steeply falling power law, dN/dpT ~ pT^-n (n = `pt_power`) above
+  `pt_min` (a generator-level cut chosen so that ~12% of raw events pass the preselection, which makes the
+  paper-size sample of 2.7M preselected events cheap to draw). Rapidities from a 2->2 picture: eta_gamma = y_boost + y*, eta_jet = y_boost - y*, with y_boost
+  and y* Gaussian, so the photon and recoil-jet rapidities are correlated (and deta = 2 y*).
+- Recoil. N_jets = 1 + Poisson(lambda), lambda = `njet_base` + `njet_slope` ln(pT/pt_min) +
+  `njet_pileup` N_vtx, so N_jets grows with pT (and a little with pileup). The recoiling jet balances the
+  photon in pT and phi up to an ISR kick: a 2D Gaussian of width `kick_sigma` x sqrt(N_jets).
+- Pileup. N_vtx ~ Poisson(`nvtx_mean`).
+- Fake photon = leading neutral meson of the recoil jet. It carries a momentum fraction z ~ Beta(a, b)
+  (fragmentation-like: falling towards z -> 1), sits near the jet axis with an angular spread
+  `axis_sigma` (1 - z) + `axis_floor`, and has pT = z pT_jet. Its isolation is the rest of the jet in the
+  cone, (1 - z) pT_jet x `cone_fraction`, plus a pileup term `iso_pileup` N_vtx x Exp(1).
+- Photon ID score in (-1, 1) (like CMS's mvaID): 2 sigmoid(t) - 1 with, for the fake,
+  t = c0 - c_iso iso/pT - c_sh shower - c_eta |eta| - c_pu (N_vtx - nvtx_mean) + noise, where the shower-shape
+  proxy is wider for a pi0 (two merged photons) at low meson pT, and larger in the endcap. The prompt photon
+  has the same form with a high offset, so its ID is high with a pileup tail.
+- Preselection (CMS-like): 100 < m_gg < 180, pT_lead/m > 1/3, pT_sublead/m > 1/4, |eta| < 2.5 outside the
+  barrel-endcap gap 1.4442 < |eta| < 1.566, prompt photon ID above `prompt_id_min`.
+- Regions: SR = fake ID > `sr_id_min`; CR = `cr_id_floor` < fake ID <= `sr_id_min`. Isolated, high-z fakes
+  pass the ID, so the SR fake pT spectrum is harder than the CR one (Fig. 5 of the paper).
+
+Columns (1D float32 arrays, n_jets and n_vtx integer valued): pho_{pt,eta,phi,id}, fake_{pt,eta,phi,id},
+jet_{pt,eta,phi} (the fake's parent jet), n_jets, n_vtx, and the diphoton mgg, ptgg, ptgg_over_mgg, detagg,
+dphigg recomputed from the two photon four-vectors (massless).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.special
+
+PHOTON_COLUMNS = ("pho_pt", "pho_eta", "pho_phi", "pho_id")
+FAKE_COLUMNS = ("fake_pt", "fake_eta", "fake_phi", "fake_id")
+JET_COLUMNS = ("jet_pt", "jet_eta", "jet_phi")
+EVENT_COLUMNS = ("n_jets", "n_vtx")
+DIPHOTON_COLUMNS = ("mgg", "ptgg", "ptgg_over_mgg", "detagg", "dphigg")
+ALL_COLUMNS = PHOTON_COLUMNS + FAKE_COLUMNS + JET_COLUMNS + EVENT_COLUMNS + DIPHOTON_COLUMNS
+INTEGER_COLUMNS = ("n_jets", "n_vtx")
+
+BARREL_ENDCAP_GAP = (1.4442, 1.566)
+
+
+@dataclasses.dataclass(frozen=True)
+class GJetsParams:
+  """Parameters of the gamma+jets event model (see the module docstring)."""
+
+  pt_min: float = 45.0
+  pt_power: float = 4.5
+  y_boost_sigma: float = 0.9
+  y_star_sigma: float = 0.55
+  nvtx_mean: float = 20.0
+  njet_base: float = 0.4
+  njet_slope: float = 0.6
+  njet_pileup: float = 0.02
+  kick_sigma: float = 6.0
+  z_a: float = 1.6
+  z_b: float = 2.2
+  axis_sigma: float = 0.06
+  axis_floor: float = 0.005
+  cone_fraction: float = 0.6
+  iso_pileup: float = 0.12
+  fake_c0: float = 1.5
+  fake_c_iso: float = 6.0
+  fake_c_shower: float = 1.5
+  fake_c_eta: float = 0.5
+  fake_c_pileup: float = 0.03
+  fake_noise: float = 0.8
+  prompt_c0: float = 4.0
+  prompt_c_iso: float = 3.0
+  prompt_c_pileup: float = 0.05
+  prompt_noise: float = 0.8
+  prompt_id_min: float = -0.2
+  sr_id_min: float = 0.0
+  cr_id_floor: float = -0.9
+
+
+def wrap_phi(phi):
+  """Wrap an angle into [-pi, pi)."""
+  return (phi + np.pi) % (2 * np.pi) - np.pi
+
+
+def diphoton(pt1, eta1, phi1, pt2, eta2, phi2, xp=np):
+  """Diphoton mgg, ptgg, ptgg/mgg, deta, dphi from two massless photons (works for numpy and jax.numpy)."""
+  px = pt1 * xp.cos(phi1) + pt2 * xp.cos(phi2)
+  py = pt1 * xp.sin(phi1) + pt2 * xp.sin(phi2)
+  ptgg = xp.sqrt(px * px + py * py)
+  # m^2 = 2 pT1 pT2 (cosh(deta) - cos(dphi)) for massless particles.
+  deta = eta1 - eta2
+  dphi = (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
+  m2 = 2.0 * pt1 * pt2 * (xp.cosh(deta) - xp.cos(dphi))
+  mgg = xp.sqrt(xp.maximum(m2, 0.0))
+  return {"mgg": mgg, "ptgg": ptgg, "ptgg_over_mgg": ptgg / xp.maximum(mgg, 1e-6),
+          "detagg": deta, "dphigg": dphi}
+
+
+def _sigmoid(t):
+  return scipy.special.expit(t)
+
+
+def _in_acceptance(eta):
+  a = np.abs(eta)
+  return (a < 2.5) & ~((a > BARREL_ENDCAP_GAP[0]) & (a < BARREL_ENDCAP_GAP[1]))
+
+
+def preselection(cols: dict, params: GJetsParams = GJetsParams()) -> np.ndarray:
+  """H->gamma gamma-like diphoton preselection (mass window, pT/m, acceptance, prompt-photon ID)."""
+  m = cols["mgg"]
+  lead = np.maximum(cols["pho_pt"], cols["fake_pt"])
+  sub = np.minimum(cols["pho_pt"], cols["fake_pt"])
+  return ((m > 100.0) & (m < 180.0) & (lead > m / 3.0) & (sub > m / 4.0)
+          & _in_acceptance(cols["pho_eta"]) & _in_acceptance(cols["fake_eta"])
+          & (cols["pho_id"] > params.prompt_id_min))
+
+
+def _simulate_raw(rng: np.random.Generator, n: int, p: GJetsParams) -> dict:
+  """n raw events (before preselection)."""
+  u = rng.random(n)
+  pho_pt = p.pt_min * u ** (-1.0 / (p.pt_power - 1.0))
+  y_boost = rng.normal(0.0, p.y_boost_sigma, n)
+  y_star = rng.normal(0.0, p.y_star_sigma, n)
+  pho_eta = y_boost + y_star
+  jet_eta_hard = y_boost - y_star
+  pho_phi = rng.uniform(-np.pi, np.pi, n)
+
+  n_vtx = rng.poisson(p.nvtx_mean, n)
+  lam = p.njet_base + p.njet_slope * np.log(pho_pt / p.pt_min) + p.njet_pileup * n_vtx
+  n_jets = 1 + rng.poisson(lam)
+
+  kick = rng.normal(0.0, 1.0, (2, n)) * (p.kick_sigma * np.sqrt(n_jets))
+  jpx = -pho_pt * np.cos(pho_phi) + kick[0]
+  jpy = -pho_pt * np.sin(pho_phi) + kick[1]
+  jet_pt = np.hypot(jpx, jpy)
+  jet_phi = np.arctan2(jpy, jpx)
+  jet_eta = jet_eta_hard
+
+  z = rng.beta(p.z_a, p.z_b, n)
+  spread = p.axis_sigma * (1.0 - z) + p.axis_floor
+  fake_eta = jet_eta + spread * rng.normal(size=n)
+  fake_phi = wrap_phi(jet_phi + spread * rng.normal(size=n))
+  fake_pt = z * jet_pt
+  iso = (1.0 - z) * jet_pt * p.cone_fraction + p.iso_pileup * n_vtx * rng.exponential(1.0, n)
+
+  endcap = np.abs(fake_eta) > BARREL_ENDCAP_GAP[1]
+  shower = 0.6 / (1.0 + fake_pt / 30.0) + 0.35 * endcap + 0.25 * rng.normal(size=n)
+  t_fake = (p.fake_c0 - p.fake_c_iso * iso / fake_pt - p.fake_c_shower * shower
+            - p.fake_c_eta * np.abs(fake_eta) - p.fake_c_pileup * (n_vtx - p.nvtx_mean)
+            + p.fake_noise * rng.normal(size=n))
+  fake_id = 2.0 * _sigmoid(t_fake) - 1.0
+
+  pho_iso = p.iso_pileup * n_vtx * rng.exponential(1.0, n)
+  t_pho = (p.prompt_c0 - p.prompt_c_iso * pho_iso / pho_pt - p.prompt_c_pileup * (n_vtx - p.nvtx_mean)
+           + p.prompt_noise * rng.normal(size=n))
+  pho_id = 2.0 * _sigmoid(t_pho) - 1.0
+
+  cols = dict(pho_pt=pho_pt, pho_eta=pho_eta, pho_phi=pho_phi, pho_id=pho_id,
+              fake_pt=fake_pt, fake_eta=fake_eta, fake_phi=fake_phi, fake_id=fake_id,
+              jet_pt=jet_pt, jet_eta=jet_eta, jet_phi=jet_phi,
+              n_jets=n_jets.astype(np.float64), n_vtx=n_vtx.astype(np.float64))
+  cols.update(diphoton(pho_pt, pho_eta, pho_phi, fake_pt, fake_eta, fake_phi))
+  return cols
+
+
+def simulate(n_events: int, seed: int = 0, params: GJetsParams = GJetsParams(),
+             chunk: int = 0) -> dict[str, np.ndarray]:
+  """Simulate `n_events` preselected events (SR and CR together, plus a boolean column `is_sr`).
+
+  Events are drawn in chunks until `n_events` pass the preselection and fall in SR or CR; the result
+  is deterministic for a given (n_events, seed, params).
+  """
+  if n_events < 1:
+    raise ValueError(f"n_events must be >= 1, got {n_events}")
+  rng = np.random.default_rng(seed)
+  chunk = chunk or min(1_000_000, 10 * n_events + 1000)  # ~12% of raw events pass: one chunk usually does
+  parts, have = [], 0
+  while have < n_events:
+    raw = _simulate_raw(rng, chunk, params)
+    keep = preselection(raw, params) & (raw["fake_id"] > params.cr_id_floor)
+    part = {k: v[keep] for k, v in raw.items()}
+    parts.append(part)
+    have += int(keep.sum())
+  out = {k: np.concatenate([p[k] for p in parts])[:n_events].astype(np.float32) for k in parts[0]}
+  out["is_sr"] = out["fake_id"] > params.sr_id_min
+  return out
+
+
+def split_regions(events: dict[str, np.ndarray]) -> tuple[dict, dict]:
+  """Split a simulated table into (SR, CR) dicts of columns (without the is_sr flag)."""
+  sr = events["is_sr"]
+  cols = [k for k in events if k != "is_sr"]
+  return {k: events[k][sr] for k in cols}, {k: events[k][~sr] for k in cols}

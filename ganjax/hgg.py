@@ -1,0 +1,479 @@
+"""The main job: conditional-GAN background estimate for H->gamma gamma (hgg-background-gan paper).
+
+train_and_evaluate(config, workdir):
+  data (simulate or read; SR split train/val/test; preprocessing fitted on SR train only)
+  -> make_train(config) -> jitted segments of `eval_every` epochs (lax.scan on device)
+  -> at each segment end: -2 ln Lambda on training and validation sets with S generations per event
+     (one jitted call each), TensorBoard scalars, progress line, checkpoints (latest; best by validation)
+  -> the best generator replaces the fake photon of every CR event; diphoton variables recomputed
+  -> workdir: config.json, metrics.json, ganed_cr.parquet, mc_sr_test.parquet, plots/, tb/.
+Rerunning with the same workdir resumes from the latest checkpoint and ends with the same metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from ganjax import io
+from ganjax.data import gjets
+from ganjax.data.preprocess import QuantileTransform, dequantize, fit_quantile_transform
+from ganjax.metrics.likelihood import neg2_log_likelihood
+from ganjax.metrics.separation import histogram_edges, separation_power
+from ganjax.models.dcgan import generator_flops_per_object
+from ganjax.train import evaluate
+from ganjax.train.gan import GANState, make_train
+
+STRATEGY_FEATURES = {
+    "vanilla": (),
+    "partial": gjets.JET_COLUMNS,
+    "full": gjets.JET_COLUMNS + gjets.PHOTON_COLUMNS + gjets.EVENT_COLUMNS,
+}
+
+
+class BadInputError(ValueError):
+  """Input data or configuration that cannot be trained on; raised before any compute."""
+
+
+class TrainingDivergedError(RuntimeError):
+  """A loss became NaN/inf; the best checkpoint so far is kept."""
+
+
+class InterruptedError_(RuntimeError):
+  """SIGTERM / Ctrl-C: the latest state was saved; rerun with the same workdir to resume."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Configuration and input checks (all before any compute).
+
+
+def cond_features(config) -> tuple[str, ...]:
+  if config.strategy == "custom":
+    return tuple(config.cond_features)
+  if config.strategy not in STRATEGY_FEATURES:
+    raise BadInputError(f"unknown strategy {config.strategy!r}; use vanilla, partial, full or custom")
+  return STRATEGY_FEATURES[config.strategy]
+
+
+def check_config(config) -> None:
+  """Impossible settings get a clear error before anything runs."""
+  problems = []
+  if config.metric.n_samples < 1:
+    problems.append(f"metric.n_samples (S) must be >= 1, got {config.metric.n_samples}")
+  if any(s < 1 for s in config.metric.test_samples):
+    problems.append(f"metric.test_samples must all be >= 1, got {tuple(config.metric.test_samples)}")
+  if config.metric.n_bins < 2:
+    problems.append(f"metric.n_bins must be >= 2, got {config.metric.n_bins}")
+  if config.train.epochs < 1 or config.train.eval_every < 1:
+    problems.append("train.epochs and train.eval_every must be >= 1")
+  if not 0.0 <= config.train.label_noise < 0.5:
+    problems.append(f"train.label_noise must be in [0, 0.5), got {config.train.label_noise}")
+  if config.train.batch_size < 1:
+    problems.append(f"train.batch_size must be >= 1, got {config.train.batch_size}")
+  if config.train.batch_size > config.data.n_train:
+    problems.append(f"train.batch_size {config.train.batch_size} is larger than the training set "
+                    f"(data.n_train = {config.data.n_train})")
+  if min(config.data.n_train, config.data.n_val, config.data.n_test) < 1:
+    problems.append("data.n_train, data.n_val and data.n_test must be >= 1")
+  if config.metric.chunk < 1:
+    problems.append("metric.chunk must be >= 1")
+  gen = tuple(config.gen_features)
+  for need in ("fake_pt", "fake_eta", "fake_phi"):
+    if need not in gen and any(d in gjets.DIPHOTON_COLUMNS for d in config.metric.dims):
+      problems.append(f"metric dims {tuple(config.metric.dims)} need the diphoton system, so gen_features "
+                      f"must contain {need}")
+  overlap = set(gen) & set(cond_features(config))
+  if overlap:
+    problems.append(f"columns both generated and conditional: {sorted(overlap)}")
+  if problems:
+    raise BadInputError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def check_table(table: dict, needed: Sequence[str], name: str) -> None:
+  """Missing columns and NaN/inf values are reported by name and count."""
+  missing = [c for c in needed if c not in table]
+  if missing:
+    raise BadInputError(f"{name}: missing column(s) {missing}; available: {sorted(table)}")
+  bad = {c: int((~np.isfinite(np.asarray(table[c], np.float64))).sum()) for c in needed}
+  bad = {c: n for c, n in bad.items() if n}
+  if bad:
+    n = len(next(iter(table.values())))
+    raise BadInputError(f"{name}: non-finite values (NaN/inf) in {len(bad)} column(s) of {n} rows: "
+                        + ", ".join(f"{c}: {k} rows" for c, k in bad.items()))
+
+
+def load_regions(config) -> tuple[dict, dict, str]:
+  """(SR, CR, description) from the configured source."""
+  if config.data.source == "simulate":
+    events = gjets.simulate(config.data.n_events, seed=config.data.sim_seed)
+    sr, cr = gjets.split_regions(events)
+    return sr, cr, f"built-in gamma+jets simulator (n_events={config.data.n_events}, seed={config.data.sim_seed})"
+  raise BadInputError(f"data.source {config.data.source!r}: only 'simulate' is supported in this version")
+
+
+def required_columns(config) -> tuple[str, ...]:
+  metric_cols = [d for d in config.metric.dims if d not in gjets.DIPHOTON_COLUMNS]
+  aux = evaluate.aux_columns(config.metric.dims, config.gen_features)
+  return tuple(dict.fromkeys(list(config.gen_features) + list(cond_features(config)) + metric_cols
+                             + list(aux) + list(gjets.PHOTON_COLUMNS)))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data preparation.
+
+
+class Prepared:
+  """Splits, fitted transforms and model-space arrays of one run."""
+
+  def __init__(self, config, sr: dict, cr: dict):
+    self.gen_names = tuple(config.gen_features)
+    self.cond_names = cond_features(config)
+    self.metric_dims = tuple(config.metric.dims)
+    rng = np.random.default_rng(config.seed)
+    n_sr = len(sr[self.gen_names[0]])
+    n_tr, n_va, n_te = config.data.n_train, config.data.n_val, config.data.n_test
+    if n_tr + n_va + n_te > n_sr:
+      raise BadInputError(f"the SR has {n_sr} events but data.n_train + n_val + n_test = "
+                          f"{n_tr + n_va + n_te}; lower them or simulate more (data.n_events)")
+    perm = rng.permutation(n_sr)
+    take = lambda idx: {k: v[idx] for k, v in sr.items()}
+    self.train = take(perm[:n_tr])
+    self.val = take(perm[n_tr:n_tr + n_va])
+    self.test = take(perm[n_tr + n_va:n_tr + n_va + n_te])
+    n_cr = len(cr[self.gen_names[0]])
+    if config.data.n_cr and config.data.n_cr < n_cr:
+      cr = {k: v[rng.permutation(n_cr)[:config.data.n_cr]] for k, v in cr.items()}
+    self.cr = cr
+    self._dq_seed = config.seed + 1
+
+    model_cols = self.gen_names + self.cond_names
+    qt = fit_quantile_transform(self._model_matrix(self.train, model_cols, 0), config.data.n_quantiles)
+    self.gen_qt = qt.select(range(len(self.gen_names)))
+    self.cond_qt = qt.select(range(len(self.gen_names), len(model_cols)))
+    rows = []
+    for d in self.metric_dims:
+      if d in self.gen_names:
+        rows.append(np.asarray(self.gen_qt.knots_DxQ[self.gen_names.index(d)]))
+      else:
+        values = self.train[d] if d in self.train else gjets.diphoton(
+            *[self.train[c] for c in ("pho_pt", "pho_eta", "pho_phi", "fake_pt", "fake_eta", "fake_phi")])[d]
+        rows.append(np.asarray(fit_quantile_transform(
+            self._maybe_dequantize(d, values, 1)[:, None], config.data.n_quantiles).knots_DxQ[0]))
+    self.metric_qt = QuantileTransform(knots_DxQ=np.stack(rows), probs_Q=self.gen_qt.probs_Q)
+
+  def _maybe_dequantize(self, name, values, salt):
+    if name in gjets.INTEGER_COLUMNS:
+      return dequantize(values, np.random.default_rng([self._dq_seed, salt]))
+    return np.asarray(values, np.float64)
+
+  def _model_matrix(self, table, names, salt):
+    cols = [self._maybe_dequantize(n, table[n], salt) for n in names]
+    return np.stack(cols, -1) if cols else np.zeros((len(table[self.gen_names[0]]), 0))
+
+  def cond(self, table, salt: int) -> np.ndarray:
+    """Preprocessed conditional features of a table (integer columns de-quantised)."""
+    x = self._model_matrix(table, self.cond_names, salt)
+    return np.asarray(self.cond_qt.forward(x), np.float32) if x.shape[1] else x.astype(np.float32)
+
+  def gen(self, table) -> np.ndarray:
+    return np.asarray(self.gen_qt.forward(self._model_matrix(table, self.gen_names, 0)), np.float32)
+
+  def transforms(self) -> dict:
+    return {"gen": self.gen_qt, "cond": self.cond_qt, "metric": self.metric_qt}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checkpoints.
+
+
+class Checkpoints:
+  """orbax: `latest` (for resume) and `best` (lowest validation -2 ln Lambda), one kept each."""
+
+  def __init__(self, workdir: str):
+    opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+    self.latest = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints", "latest"),
+                                        options=opts)
+    self.best = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints", "best"),
+                                      options=opts)
+
+  @staticmethod
+  def _save(mngr, step, tree):
+    mngr.save(int(step), args=ocp.args.StandardSave(tree), force=True)
+    mngr.wait_until_finished()
+
+  @staticmethod
+  def _restore(mngr, like):
+    step = mngr.latest_step()
+    if step is None:
+      return None
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def save_latest(self, step, tree):
+    self._save(self.latest, step, tree)
+
+  def save_best(self, step, tree):
+    self._save(self.best, step, tree)
+
+  def restore_latest(self, like):
+    return self._restore(self.latest, like)
+
+  def restore_best(self, like):
+    return self._restore(self.best, like)
+
+  def close(self):
+    self.latest.close()
+    self.best.close()
+
+
+@contextlib.contextmanager
+def _stop_requests():
+  """SIGTERM and Ctrl-C set a flag that the loop checks at the next segment end (then saves and exits)."""
+  flag = {"stop": None}
+  if jax.process_index() != 0 or sys.platform == "win32":
+    yield flag
+    return
+  try:
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum, _frame):
+      flag["stop"] = signal.Signals(signum).name
+    for s in previous:
+      signal.signal(s, handler)
+  except ValueError:  # not the main thread: no signal handling
+    yield flag
+    return
+  try:
+    yield flag
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+
+def _format_eta(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# The run.
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Run the main job into `workdir` (resuming if it holds a checkpoint); returns metrics.json's content."""
+  from ganjax import tblog
+  from ganjax.plots import hgg as plots
+
+  t_start = time.time()
+  check_config(config)
+  os.makedirs(workdir, exist_ok=True)
+  config_path = os.path.join(workdir, "config.json")
+  if os.path.exists(config_path):
+    with open(config_path) as f:
+      stored = json.load(f)
+    if stored != json.loads(config.to_json()):
+      raise BadInputError(f"{workdir} holds a run with a different config ({config_path}); "
+                          "use a new --workdir or the same config to resume")
+  else:
+    io.write_json(config_path, json.loads(config.to_json()))
+
+  sr, cr, source = load_regions(config)
+  needed = required_columns(config)
+  for name, table in (("SR", sr), ("CR", cr)):
+    n = len(next(iter(table.values()))) if table else 0
+    if n == 0:
+      raise BadInputError(f"{source}: the {name} is empty after selection")
+    check_table(table, needed, f"{source} ({name})")
+  prep = Prepared(config, sr, cr)
+
+  gen_names, cond_names = prep.gen_names, prep.cond_names
+  n_cond, n_out = len(cond_names), len(gen_names)
+  fns = make_train(config, n_cond=n_cond, n_out=n_out, n_train=config.data.n_train)
+  data = {"gen": jnp.asarray(prep.gen(prep.train)), "cond": jnp.asarray(prep.cond(prep.train, 0))}
+
+  # Metric machinery: real-event histograms (fixed) and the jitted S-sample generated histogram.
+  S, n_bins, chunk = config.metric.n_samples, config.metric.n_bins, config.metric.chunk
+  aux_names = evaluate.aux_columns(prep.metric_dims, gen_names)
+  hist_fn = jax.jit(evaluate.make_histogram_fn(fns.generator, config.model.latent_dim, gen_names,
+                                               prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins, chunk))
+
+  def eval_set(table, salt, n_max=0):
+    if n_max and n_max < len(table[gen_names[0]]):
+      table = {k: v[:n_max] for k, v in table.items()}
+    ev = evaluate.pad_events(prep.cond(table, salt), {a: table[a] for a in aux_names}, chunk)
+    m = evaluate.real_histogram(table, gen_names, prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins)
+    return ev, m
+
+  train_ev, train_m = eval_set(prep.train, 0, config.metric.n_train_events)
+  val_ev, val_m = eval_set(prep.val, 1)
+  test_ev, test_m = eval_set(prep.test, 2)
+
+  key = jax.random.PRNGKey(config.seed)
+  k_init, k_train, k_eval, k_test, k_apply = jax.random.split(key, 5)
+  state = fns.init(k_init)
+  n_evals = -(-config.train.epochs // config.train.eval_every)
+  nan = lambda: np.full(n_evals, np.nan)
+  history = {"epoch": np.full(n_evals, -1, np.int32), "train_nll": nan(), "val_nll": nan(),
+             "loss_d": nan(), "loss_g": nan()}
+  best = {"val_nll": np.array(np.inf), "epoch": np.array(-1, np.int32)}
+  ckpt = Checkpoints(workdir)
+  like = {"state": state, "history": history, "best": best, "transforms": prep.transforms()}
+  restored = ckpt.restore_latest(like)
+  if restored is not None:
+    state, history, best = restored["state"], restored["history"], restored["best"]
+    history = {k: np.asarray(v) for k, v in history.items()}
+    best = {k: np.asarray(v) for k, v in best.items()}
+    print(f"[ganjax] resuming {workdir} at epoch {int(state.epoch)}", flush=True)
+
+  train_segment = jax.jit(fns.train_segment, static_argnums=3)
+  writer = tblog.SummaryWriter(os.path.join(workdir, "tb"))
+  sample_ids = jnp.arange(S)
+  t_loop = time.time()
+  epoch0 = int(state.epoch)
+  try:
+    with _stop_requests() as stop:
+      while int(state.epoch) < config.train.epochs:
+        n = min(config.train.eval_every, config.train.epochs - int(state.epoch))
+        state, losses = train_segment(state, k_train, data, n)
+        losses = np.asarray(losses)
+        epoch = int(state.epoch)
+        bad = ~np.isfinite(losses).all(-1)
+        if bad.any():
+          first = epoch - n + int(np.argmax(bad)) + 1
+          raise TrainingDivergedError(
+              f"loss became NaN/inf at epoch {first} (loss_d, loss_g = {losses[np.argmax(bad)]}); the best "
+              f"checkpoint (epoch {int(best['epoch'])}) is kept in {workdir}/checkpoints/best")
+        k_e = jax.random.fold_in(k_eval, epoch)
+        train_nll = neg2_log_likelihood(train_m, hist_fn(state.params_g, k_e, train_ev, sample_ids))
+        val_nll = neg2_log_likelihood(val_m, hist_fn(state.params_g, k_e, val_ev, sample_ids))
+        i = (epoch - 1) // config.train.eval_every
+        history["epoch"][i] = epoch
+        history["train_nll"][i], history["val_nll"][i] = train_nll, val_nll
+        history["loss_d"][i], history["loss_g"][i] = losses[-1]
+        for tag, v in (("nll/train", train_nll), ("nll/val", val_nll), ("loss/d", losses[-1, 0]),
+                       ("loss/g", losses[-1, 1])):
+          writer.scalar(tag, v, epoch)
+        writer.flush()
+        if val_nll < best["val_nll"]:
+          best = {"val_nll": np.array(val_nll), "epoch": np.array(epoch, np.int32)}
+          ckpt.save_best(epoch, {"params_g": state.params_g, "epoch": best["epoch"],
+                                 "transforms": prep.transforms()})
+        ckpt.save_latest(epoch, {"state": state, "history": history, "best": best,
+                                 "transforms": prep.transforms()})
+        done = epoch - epoch0
+        rate = (time.time() - t_loop) / max(done, 1)
+        print(f"[ganjax] epoch {epoch}/{config.train.epochs} | loss_d {losses[-1, 0]:.4f} "
+              f"loss_g {losses[-1, 1]:.4f} | -2lnL train {train_nll:.1f} val {val_nll:.1f} "
+              f"(best {float(best['val_nll']):.1f} @ {int(best['epoch'])}) | "
+              f"ETA {_format_eta(rate * (config.train.epochs - epoch))}", flush=True)
+        if stop["stop"]:
+          raise InterruptedError_(f"{stop['stop']} received: state saved at epoch {epoch}; rerun with "
+                                  f"--workdir={workdir} to resume")
+  finally:
+    writer.close()
+  t_train = time.time() - t_start
+
+  # Best generator -> test metric for several S, and the GANed CR.
+  best_tree = ckpt.restore_best({"params_g": state.params_g, "epoch": best["epoch"],
+                                 "transforms": prep.transforms()})
+  ckpt.close()
+  params_g = best_tree["params_g"]
+  test_nll = {str(s): neg2_log_likelihood(test_m, hist_fn(params_g, k_test, test_ev, jnp.arange(s)))
+              for s in config.metric.test_samples}
+
+  generate = jax.jit(make_generate_fn(fns.generator, config.model.latent_dim, chunk))
+  cr_cond = prep.cond(prep.cr, 3)
+  gen_u = np.asarray(generate(params_g, k_apply, jnp.asarray(cr_cond)))
+  ganed = ganed_table(prep.cr, np.asarray(prep.gen_qt.inverse(gen_u.astype(np.float64))), gen_names)
+
+  # Separation power S^2 (DCTR paper Eq. 15) of 1D distributions against the MC SR test set.
+  s2 = {}
+  for col in list(gen_names) + list(gjets.DIPHOTON_COLUMNS):
+    edges = histogram_edges(prep.test[col], config.output.s2_bins, (0.0, 0.995))
+    s2[col] = {"ganed_cr_vs_mc_sr": separation_power(ganed["gan_" + col], prep.test[col], edges),
+               "mc_cr_vs_mc_sr": separation_power(prep.cr[col], prep.test[col], edges)}
+  pass_sr = ganed["gan_pass_sr"].mean()
+
+  ok = history["epoch"] >= 0
+  g_info = generator_flops_per_object(config.model.latent_dim + n_cond, fns.generator)
+  n_params = lambda p: int(sum(x.size for x in jax.tree.leaves(p)))
+  metrics = {
+      "source": source, "strategy": config.strategy, "cond_features": list(cond_names),
+      "gen_features": list(gen_names), "n_sr_train": config.data.n_train, "n_sr_val": config.data.n_val,
+      "n_sr_test": config.data.n_test, "n_cr": int(len(prep.cr[gen_names[0]])),
+      "history": {k: v[ok].tolist() for k, v in history.items()},
+      "best_epoch": int(best["epoch"]), "best_val_nll": float(best["val_nll"]),
+      "test_nll": test_nll, "metric_dims": list(prep.metric_dims), "metric_n_bins_total": n_bins ** len(prep.metric_dims),
+      "s2": s2, "s2_fake_pt_ratio": s2["fake_pt"]["ganed_cr_vs_mc_sr"] / s2["fake_pt"]["mc_cr_vs_mc_sr"],
+      "ganed_cr_pass_sr_fraction": float(pass_sr),
+      "generator": {"params": n_params(params_g), **g_info},
+      "discriminator": {"params": n_params(state.params_d)},
+      "seconds": {"train_and_eval": t_train, "total": time.time() - t_start},
+      "devices": [str(d) for d in jax.devices()],
+  }
+  io.write_json(os.path.join(workdir, "metrics.json"), metrics)
+  meta = {"ganjax_config": config.to_json(), "ganjax_version": __import__("ganjax").__version__}
+  io.write_parquet(os.path.join(workdir, "ganed_cr.parquet"), ganed, meta)
+  io.write_parquet(os.path.join(workdir, "mc_sr_test.parquet"), prep.test, meta)
+  if config.output.plots:
+    pdir = os.path.join(workdir, "plots")
+    plots.metric_history(history["epoch"][ok], history["train_nll"][ok], history["val_nll"][ok],
+                         int(best["epoch"]), os.path.join(pdir, "metric_history.png"))
+    plots.fake_pt(prep.test["fake_pt"], prep.cr["fake_pt"], ganed["gan_fake_pt"],
+                  histogram_edges(prep.test["fake_pt"], config.output.s2_bins, (0.0, 0.995)),
+                  os.path.join(pdir, "fake_pt.png"))
+    n_corner = min(20_000, len(prep.test["fake_pt"]), len(ganed["gan_fake_pt"]))
+    plots.corner({c: prep.test[c][:n_corner] for c in gen_names},
+                 {c: ganed["gan_" + c][:n_corner] for c in gen_names}, gen_names,
+                 os.path.join(pdir, "corner.png"))
+  print(f"[ganjax] done in {time.time() - t_start:.0f} s: best epoch {metrics['best_epoch']}, "
+        f"test -2lnL {test_nll}, S^2(fake pT) GANed CR vs MC SR {s2['fake_pt']['ganed_cr_vs_mc_sr']:.4f} "
+        f"vs MC CR vs MC SR {s2['fake_pt']['mc_cr_vs_mc_sr']:.4f}; outputs in {workdir}", flush=True)
+  return metrics
+
+
+def make_generate_fn(generator, latent_dim: int, chunk: int):
+  """generate(params_g, key, cond_NxC) -> object_NxO: one object per event, in fixed-size chunks."""
+
+  def generate(params_g, key, cond_NxC):
+    n = cond_NxC.shape[0]
+    n_chunks = -(-n // chunk)
+    cond = jnp.pad(cond_NxC, ((0, n_chunks * chunk - n), (0, 0))).reshape(n_chunks, chunk, -1)
+
+    def one(c):
+      z = jax.random.normal(jax.random.fold_in(key, c), (chunk, latent_dim))
+      return generator.apply(params_g, z, cond[c])
+
+    return jax.lax.map(one, jnp.arange(n_chunks)).reshape(n_chunks * chunk, -1)[:n]
+
+  return generate
+
+
+def ganed_table(cr: dict, gen_phys_NxO: np.ndarray, gen_names: Sequence[str]) -> dict:
+  """Every CR column, plus gan_<feature> for the generated object and gan_<diphoton> recomputed."""
+  out = dict(cr)
+  g = {n: gen_phys_NxO[:, i].astype(np.float32) for i, n in enumerate(gen_names)}
+  if "fake_phi" in g:
+    g["fake_phi"] = gjets.wrap_phi(g["fake_phi"]).astype(np.float32)
+  for n, v in g.items():
+    out["gan_" + n] = v
+  full = {**cr, **g}
+  dip = gjets.diphoton(full["pho_pt"], full["pho_eta"], full["pho_phi"], full["fake_pt"], full["fake_eta"],
+                       full["fake_phi"])
+  for n, v in dip.items():
+    out["gan_" + n] = v.astype(np.float32)
+  full.update(dip)
+  params = gjets.GJetsParams()
+  out["gan_pass_sr"] = gjets.preselection(full, params) & (full["fake_id"] > params.sr_id_min)
+  return out

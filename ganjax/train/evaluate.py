@@ -1,0 +1,119 @@
+"""The S-sample validation metric in one jitted call (hgg-background-gan paper, Sec. 2.4-2.5, Eq. 2).
+
+For every event the generator produces S objects with independent latents; all S x N objects are binned in
+the metric's dimensions and histogrammed in one XLA program: a `lax.scan` over samples of a `lax.scan` over
+fixed-size event chunks, so memory is bounded by the chunk whatever S and N are. The latent of (sample s,
+chunk c) is normal(fold_in(fold_in(key, s), c)), so the histogram of samples {0..S-1} is exactly the sum of
+the histograms of each sample alone (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganjax.data.gjets import DIPHOTON_COLUMNS, diphoton
+from ganjax.data.preprocess import QuantileTransform
+from ganjax.metrics import likelihood
+
+PROMPT_AUX = ("pho_pt", "pho_eta", "pho_phi")
+
+
+class EvalEvents(NamedTuple):
+  """Events padded to a whole number of chunks: cond_NxC (preprocessed), aux columns (physical), mask."""
+
+  cond: jax.Array
+  aux: dict
+  mask: jax.Array
+  n_events: int
+
+
+def aux_columns(metric_dims: Sequence[str], gen_features: Sequence[str]) -> tuple[str, ...]:
+  """Physical event columns the metric needs besides the generated object."""
+  need = []
+  if any(d in DIPHOTON_COLUMNS for d in metric_dims):
+    need += list(PROMPT_AUX)
+  need += [d for d in metric_dims if d not in gen_features and d not in DIPHOTON_COLUMNS]
+  return tuple(dict.fromkeys(need))
+
+
+def pad_events(cond_NxC: np.ndarray, aux: dict, chunk: int) -> EvalEvents:
+  """Pad to a multiple of `chunk` events (padding is masked out of every histogram)."""
+  n = cond_NxC.shape[0]
+  n_pad = -(-n // chunk) * chunk
+  pad = lambda a: np.concatenate([a, np.zeros((n_pad - n,) + a.shape[1:], a.dtype)])
+  mask = np.arange(n_pad) < n
+  return EvalEvents(cond=jnp.asarray(pad(np.asarray(cond_NxC, np.float32))),
+                    aux={k: jnp.asarray(pad(np.asarray(v, np.float32))) for k, v in aux.items()},
+                    mask=jnp.asarray(mask), n_events=n)
+
+
+def metric_coordinates(gen_u_NxO, aux: dict, gen_features: Sequence[str], metric_dims: Sequence[str],
+                       gen_qt: QuantileTransform, metric_qt: QuantileTransform):
+  """Map generated objects (in [-1,1]) plus event columns to the metric's [-1,1]^K coordinates.
+
+  Generated dimensions are used as they are (the metric's knots for them are the generator's); diphoton
+  dimensions are recomputed from the physical generated object and the prompt photon, then transformed.
+  """
+  phys = None
+  out = []
+  for k, d in enumerate(metric_dims):
+    if d in gen_features:
+      out.append(gen_u_NxO[..., gen_features.index(d)])
+      continue
+    if d in DIPHOTON_COLUMNS:
+      if phys is None:
+        g = gen_qt.inverse(gen_u_NxO)
+        get = lambda name: g[..., gen_features.index(name)]
+        phys = diphoton(aux["pho_pt"], aux["pho_eta"], aux["pho_phi"],
+                        get("fake_pt"), get("fake_eta"), get("fake_phi"), xp=jnp)
+      value = phys[d]
+    else:
+      value = aux[d]
+    qt = metric_qt.select([k])
+    out.append(qt.forward(value[..., None])[..., 0])
+  return jnp.stack(out, -1)
+
+
+def make_histogram_fn(generator, latent_dim: int, gen_features: Sequence[str], metric_dims: Sequence[str],
+                      gen_qt: QuantileTransform, metric_qt: QuantileTransform, n_bins: int,
+                      chunk: int) -> Callable:
+  """Returns hist(params_g, key, events, sample_ids) -> int32 counts over n_bins^K bins (jit it)."""
+  gen_features = tuple(gen_features)
+  metric_dims = tuple(metric_dims)
+
+  def hist(params_g, key, events: EvalEvents, sample_ids):
+    n_pad = events.cond.shape[0]
+    n_chunks = n_pad // chunk
+
+    def one_chunk(counts, c, key_s):
+      sl = lambda a: jax.lax.dynamic_slice_in_dim(a, c * chunk, chunk)
+      z = jax.random.normal(jax.random.fold_in(key_s, c), (chunk, latent_dim))
+      g = generator.apply(params_g, z, sl(events.cond))
+      u = metric_coordinates(g, {k: sl(v) for k, v in events.aux.items()}, gen_features, metric_dims,
+                             gen_qt, metric_qt)
+      return counts + likelihood.histogram(u, n_bins, sl(events.mask))
+
+    def one_sample(counts, s):
+      key_s = jax.random.fold_in(key, s)
+      counts, _ = jax.lax.scan(lambda cnt, c: (one_chunk(cnt, c, key_s), None), counts,
+                               jnp.arange(n_chunks))
+      return counts, None
+
+    counts0 = jnp.zeros(n_bins ** len(metric_dims), jnp.int32)
+    counts, _ = jax.lax.scan(one_sample, counts0, sample_ids)
+    return counts
+
+  return hist
+
+
+def real_histogram(columns: dict, gen_features: Sequence[str], metric_dims: Sequence[str],
+                   gen_qt: QuantileTransform, metric_qt: QuantileTransform, n_bins: int) -> np.ndarray:
+  """m_k: counts of the real events (physical columns) in the metric's bins."""
+  u = [metric_qt.select([k]).forward(np.asarray(columns[d], np.float64)[:, None])[:, 0]
+       for k, d in enumerate(metric_dims)]
+  idx = likelihood.flat_bin_index(np.stack(u, -1), n_bins)
+  return np.bincount(idx, minlength=n_bins ** len(metric_dims))
