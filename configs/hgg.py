@@ -103,6 +103,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.train.eval_every = 2
       c.metric.n_samples = 3
       c.metric.chunk = 256
+      c.metric.n_train_events = 256
       c.metric.test_samples = (1, 3)
       c.output.plots = False
     else:

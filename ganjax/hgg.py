@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -270,8 +270,14 @@ def _format_eta(seconds: float) -> str:
 # The run.
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Run the main job into `workdir` (resuming if it holds a checkpoint); returns metrics.json's content."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       regions: tuple[dict, dict, str] | None = None,
+                       on_segment_end: Callable[[int], None] | None = None) -> dict:
+  """Run the main job into `workdir` (resuming if it holds a checkpoint); returns metrics.json's content.
+
+  regions: optional (SR table, CR table, description) to use instead of `config.data.source`.
+  on_segment_end: optional callback(epoch) after each segment's checkpoint (progress hooks, tests).
+  """
   from ganjax import tblog
   from ganjax.plots import hgg as plots
 
@@ -288,7 +294,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   else:
     io.write_json(config_path, json.loads(config.to_json()))
 
-  sr, cr, source = load_regions(config)
+  sr, cr, source = regions if regions is not None else load_regions(config)
   needed = required_columns(config)
   for name, table in (("SR", sr), ("CR", cr)):
     n = len(next(iter(table.values()))) if table else 0
@@ -377,6 +383,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
               f"loss_g {losses[-1, 1]:.4f} | -2lnL train {train_nll:.1f} val {val_nll:.1f} "
               f"(best {float(best['val_nll']):.1f} @ {int(best['epoch'])}) | "
               f"ETA {_format_eta(rate * (config.train.epochs - epoch))}", flush=True)
+        if on_segment_end is not None:
+          on_segment_end(epoch)
         if stop["stop"]:
           raise InterruptedError_(f"{stop['stop']} received: state saved at epoch {epoch}; rerun with "
                                   f"--workdir={workdir} to resume")

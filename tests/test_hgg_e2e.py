@@ -1,0 +1,136 @@
+"""The main job end to end on the tiny preset: outputs, SIGTERM save + resume equality, NaN stop, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import hgg as hgg_config
+from ganjax import hgg, io, tblog
+from ganjax.data import gjets
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(**overrides):
+  c = hgg_config.get_config("test")
+  for k, v in overrides.items():
+    node = c
+    *path, leaf = k.split(".")
+    for p in path:
+      node = node[p]
+    node[leaf] = v
+  return c
+
+
+@pytest.fixture(scope="module")
+def regions():
+  events = gjets.simulate(6_000, seed=0)
+  sr, cr = gjets.split_regions(events)
+  return sr, cr, "test simulation"
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, regions):
+  workdir = str(tmp_path_factory.mktemp("straight"))
+  metrics = hgg.train_and_evaluate(_config(), workdir, regions=regions)
+  return workdir, metrics
+
+
+def test_outputs(straight_run, regions):
+  workdir, metrics = straight_run
+  for name in ("config.json", "metrics.json", "ganed_cr.parquet", "mc_sr_test.parquet"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  on_disk = json.load(open(os.path.join(workdir, "metrics.json")))
+  assert on_disk["best_epoch"] in on_disk["history"]["epoch"]
+  assert on_disk["history"]["epoch"] == [2, 4]
+  assert set(on_disk["test_nll"]) == {"1", "3"}
+  assert np.isfinite(on_disk["best_val_nll"])
+  assert on_disk["best_val_nll"] == min(on_disk["history"]["val_nll"])
+  assert {"ganed_cr_vs_mc_sr", "mc_cr_vs_mc_sr"} <= set(on_disk["s2"]["fake_pt"])
+  cols, meta = io.read_parquet(os.path.join(workdir, "ganed_cr.parquet"))
+  _, cr, _ = regions
+  assert set(cr) <= set(cols)  # every CR column is kept
+  for c in ("gan_fake_pt", "gan_fake_eta", "gan_fake_phi", "gan_fake_id", "gan_mgg", "gan_ptgg_over_mgg"):
+    assert c in cols and np.all(np.isfinite(cols[c]))
+  assert len(cols["gan_fake_pt"]) == 512
+  # Diphoton columns are recomputed from the generated photon.
+  dip = gjets.diphoton(cols["pho_pt"], cols["pho_eta"], cols["pho_phi"], cols["gan_fake_pt"],
+                       cols["gan_fake_eta"], cols["gan_fake_phi"])
+  np.testing.assert_allclose(cols["gan_mgg"], dip["mgg"], rtol=1e-5)
+  assert "ganjax_config" in meta
+  tb_files = os.listdir(os.path.join(workdir, "tb"))
+  scalars = tblog.read_scalars(os.path.join(workdir, "tb", tb_files[0]))
+  val = [(s, v) for t, s, v in scalars if t == "nll/val"]
+  assert [s for s, _ in val] == [2, 4]
+  np.testing.assert_allclose([v for _, v in val], on_disk["history"]["val_nll"], rtol=1e-6)
+
+
+def test_sigterm_saves_and_resume_equals_straight_run(tmp_path, straight_run, regions):
+  _, straight = straight_run
+  workdir = str(tmp_path / "resumed")
+
+  def send_sigterm(epoch):
+    if epoch == 2:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  with pytest.raises(hgg.InterruptedError_, match="epoch 2"):
+    hgg.train_and_evaluate(_config(), workdir, regions=regions, on_segment_end=send_sigterm)
+  assert not os.path.exists(os.path.join(workdir, "metrics.json"))
+  assert os.listdir(os.path.join(workdir, "checkpoints", "latest")) == ["2"]
+  resumed = hgg.train_and_evaluate(_config(), workdir, regions=regions)
+  for key in ("history", "best_epoch", "best_val_nll", "test_nll", "s2"):
+    assert resumed[key] == straight[key], key
+
+
+def test_changed_config_in_existing_workdir_is_refused(straight_run, regions):
+  workdir, _ = straight_run
+  with pytest.raises(hgg.BadInputError, match="different config"):
+    hgg.train_and_evaluate(_config(**{"train.label_noise": 0.1}), workdir, regions=regions)
+
+
+def test_nan_loss_stops_and_names_the_epoch(tmp_path, regions):
+  with pytest.raises(hgg.TrainingDivergedError, match="epoch 1"):
+    hgg.train_and_evaluate(_config(**{"train.learning_rate": float("inf"), "train.eval_every": 1}),
+                           str(tmp_path), regions=regions)
+
+
+def _bad(regions, msg, tmp_path, config=None, mutate=None):
+  sr, cr, name = regions
+  sr, cr = dict(sr), dict(cr)
+  if mutate:
+    sr, cr = mutate(sr, cr)
+  with pytest.raises(hgg.BadInputError, match=msg):
+    hgg.train_and_evaluate(config or _config(), str(tmp_path), regions=(sr, cr, name))
+
+
+def test_bad_inputs(tmp_path, regions):
+  def nan_in_sr(sr, cr):
+    x = sr["jet_pt"].copy()
+    x[[3, 7, 11]] = np.nan
+    x[5] = np.inf
+    return {**sr, "jet_pt": x}, cr
+  _bad(regions, r"non-finite.*jet_pt: 4 rows", tmp_path / "a", mutate=nan_in_sr)
+  _bad(regions, r"missing column.*'n_vtx'", tmp_path / "b",
+       mutate=lambda sr, cr: (sr, {k: v for k, v in cr.items() if k != "n_vtx"}))
+  _bad(regions, "CR is empty", tmp_path / "c", mutate=lambda sr, cr: (sr, {k: v[:0] for k, v in cr.items()}))
+  _bad(regions, "SR is empty", tmp_path / "d", mutate=lambda sr, cr: ({k: v[:0] for k, v in sr.items()}, cr))
+  _bad(regions, r"missing column.*'jet_mass'", tmp_path / "e",
+       config=_config(strategy="custom", cond_features=("jet_pt", "jet_mass")))
+  _bad(regions, r"n_samples \(S\) must be >= 1", tmp_path / "f", config=_config(**{"metric.n_samples": 0}))
+  _bad(regions, "larger than the training set", tmp_path / "g", config=_config(**{"train.batch_size": 4096}))
+  _bad(regions, "SR has .* events but", tmp_path / "h", config=_config(**{"data.n_train": 100_000}))
+  for sub in "abcdefgh":  # rejected before any compute: nothing but the resolved config was written
+    assert not os.path.exists(tmp_path / sub / "checkpoints")
+
+
+def test_cli_rejects_misspelt_override(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "ganjax.main", "--config=configs/hgg.py:test",
+                        "--config.train.epoch=3", f"--workdir={tmp_path}"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode != 0
+  assert "epoch" in out.stderr
