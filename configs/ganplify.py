@@ -1,0 +1,106 @@
+"""GANplifying (amplification) ensembles: presets '1d', '2d', '5d' (paper), 'cpu1d' (reduced), 'test'.
+
+Run (paper scale, one H100; the whole ensemble is one vmapped, jitted program):
+  python experiments/ganplify.py --config configs/ganplify.py:1d --workdir runs/ganplify_1d
+  python experiments/ganplify.py --config configs/ganplify.py:2d --workdir runs/ganplify_2d
+  python experiments/ganplify.py --config configs/ganplify.py:5d --workdir runs/ganplify_5d
+Expected (paper, Figs. 2, 4, 6, 7): 1D amplification > 5 at 50 quantiles; 2D ~3 at 7x7; 5D ~4 at 3^5 and
+~25 at 6^5 (needs > 1e5 GANned events). Runtime: 1d = 100 members x 100k steps, ~3-5 min of training on an
+H100 if the ensemble runs near the memory-traffic floor (see docs/benchmarks.md); 5d has 5x the steps
+(500 points / batch 10 per epoch). Interrupted runs resume from the last segment checkpoint in --workdir.
+'cpu1d': the reduced run recorded in docs/results.md (~7 min on a 2-core CPU). 'test': tiny, for tests.
+Override anything: --config.n_members=10 --config.train.epochs=2000.
+"""
+
+import ml_collections
+
+# (name, quantile-coordinate indices, quantiles per coordinate); coordinates as in ganjax/data/toys.py
+BINNINGS = {
+    "camel": (("x_10", (0,), 10), ("x_20", (0,), 20), ("x_50", (0,), 50)),
+    "ring": (("r_10", (0,), 10), ("phi_10", (1,), 10), ("rphi_7x7", (0, 1), 7)),
+    "shell": (("r_10", (0,), 10), ("phi1_10", (1,), 10), ("phi2_10", (2,), 10), ("phi3_10", (3,), 10),
+              ("phi4_10", (4,), 10), ("5d_2^5", (0, 1, 2, 3, 4), 2), ("5d_3^5", (0, 1, 2, 3, 4), 3),
+              ("5d_4^5", (0, 1, 2, 3, 4), 4), ("5d_5^5", (0, 1, 2, 3, 4), 5), ("5d_6^5", (0, 1, 2, 3, 4), 6)),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  preset = arg or "1d"
+  c = ml_collections.ConfigDict()
+  c.experiment = "ganplify"
+  c.preset = preset
+  c.toy = "camel"
+  c.n_train = 100            # training points per member (paper: 100 in 1D/2D, 500 in 5D)
+  c.n_members = 100          # independent trainings, each on its own training sample
+  c.seed = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.n_noise = 1000     # uniform [-1, 1] generator inputs
+  c.model.g_width = 256
+  c.model.g_depth = 7
+  c.model.d_width = 256
+  c.model.d_depth = 7
+  c.model.embed = (256, 256, 32)  # DeepSets Phi filters; last = embedding size m
+  c.model.dropout = 0.5
+  c.model.slope = 0.01
+
+  c.train = ml_collections.ConfigDict()
+  c.train.epochs = 10_000
+  c.train.batch_size = 10
+  c.train.lr = 5e-5
+  c.train.b1 = 0.5
+  c.train.b2 = 0.9
+  c.train.decay_rate = 0.9
+  c.train.decay_every_epochs = 1000
+  c.train.gp_gamma = 0.01    # Roth et al. regulariser strength gamma
+  c.train.data_noise = 0.1   # uniform [-a, a] on data at every D evaluation
+  c.train.epochs_per_segment = 1000  # jit unit; checkpoint after each segment
+  c.train.shard = True       # shard the member axis over all local devices
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.n_gen = 100_000     # GANned events per member (curve up to this N)
+  c.eval.chunk = 100         # events per generation chunk = spacing of the curve in N
+  c.eval.n_sample_repeats = 100  # independent truth samples for the sample band
+  c.eval.fit = True          # 1D only: the 5-parameter iminuit fit benchmark
+  c.eval.binnings = BINNINGS["camel"]
+
+  if preset == "1d":
+    pass
+  elif preset == "2d":
+    c.toy = "ring"
+    c.eval.fit = False
+    c.eval.binnings = BINNINGS["ring"]
+  elif preset == "5d":
+    c.toy = "shell"
+    c.n_train = 500
+    c.eval.fit = False
+    c.eval.n_gen = 1_000_000
+    c.eval.chunk = 1000
+    c.eval.binnings = BINNINGS["shell"]
+  elif preset == "cpu1d":
+    # Reduced 1D run for a 2-core CPU: narrower networks, fewer members and epochs, faster schedule.
+    c.n_members = 20
+    c.model.g_width = c.model.d_width = 64
+    c.model.g_depth = c.model.d_depth = 3
+    c.model.embed = (64, 64, 32)
+    c.model.n_noise = 64
+    c.train.epochs = 1500
+    c.train.lr = 5e-4
+    c.train.decay_every_epochs = 150
+    c.train.epochs_per_segment = 500
+    c.eval.n_gen = 20_000
+  elif preset == "test":
+    c.n_members = 2
+    c.n_train = 20
+    c.model.n_noise = 4
+    c.model.g_width = c.model.d_width = 8
+    c.model.g_depth = c.model.d_depth = 1
+    c.model.embed = (8, 4)
+    c.train.epochs = 2
+    c.train.batch_size = 10
+    c.train.epochs_per_segment = 1
+    c.eval.n_gen = 400
+    c.eval.n_sample_repeats = 8
+  else:
+    raise ValueError(f"configs/ganplify.py: unknown preset {preset!r}; use 1d, 2d, 5d, cpu1d or test")
+  return c
