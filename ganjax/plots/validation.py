@@ -131,16 +131,18 @@ def corner(data: Mapping, labels: Mapping[str, str], path: str, ref_label: str =
 
 def matrices(mats: Mapping[str, Sequence[Sequence[float]]], labels: Sequence[str], path: str,
              title: str = "distance correlation") -> None:
-  """Fig. 7: distance-correlation matrices side by side, annotated, first observable at the bottom left."""
+  """Fig. 7: distance-correlation matrices side by side, first observable at the bottom left; the matrices are
+  symmetric, so only the lower triangle and the diagonal are drawn and annotated."""
   n = len(mats)
   d = len(labels)
   with _style():
     fig, axes = plt.subplots(1, n, figsize=(0.55 * d * n + 1.5, 0.55 * d + 1.2), squeeze=False)
     for ax, (name, m) in zip(axes[0], mats.items()):
       m = np.asarray(m, float)
-      im = ax.imshow(m, origin="lower", cmap="viridis", vmin=0.0, vmax=1.0)
+      im = ax.imshow(np.where(np.tril(np.ones((d, d), bool)), m, np.nan), origin="lower", cmap="viridis",
+                     vmin=0.0, vmax=1.0)
       for i in range(d):
-        for j in range(d):
+        for j in range(i + 1):
           ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
                   color="k" if m[i, j] > 0.6 else "w")
       ax.set_xticks(range(d), labels, rotation=90, fontsize=8)
