@@ -93,6 +93,7 @@ def run(config, workdir: str, plots: bool = True) -> dict:
   trainer = asg.make_train(config, module.DERIVED)
   sel = tuple(config.selection)
   val_q = _quantities(module, split.val, sel)
+  train_q = _quantities(module, split.train, sel)
   n_val = len(next(iter(split.val.values())))
 
   n_mem, n_off = config.n_members, config.regression_off_members
@@ -111,10 +112,9 @@ def run(config, workdir: str, plots: bool = True) -> dict:
 
   gen_snaps = jax.jit(jax.vmap(jax.vmap(snapshot_quantities), in_axes=(0, None)))
 
-  best_score = np.full(n_mem, np.inf)
-  best_step = np.zeros(n_mem, int)
-  best_params = None
-  history = {"step": [], "ks_sum_val": []}
+  history = {"step": [], "ks_sum_val": [], "neg2lnl_val": []}
+  best = {"ks": [np.full(n_mem, np.inf), np.zeros(n_mem, int), None],     # score, step, params
+          "neg2lnl": [np.full(n_mem, np.inf), np.zeros(n_mem, int), None]}
   n_seg = config.n_steps // config.segment_steps
   t_train = time.time()
   for s in range(n_seg):
@@ -124,21 +124,24 @@ def run(config, workdir: str, plots: bool = True) -> dict:
     q = _np(gen_snaps(snaps, snap_keys))  # {selection quantity: [M, S, n_val]}
     scores = np.asarray([[asg.ks_scores({k: v[m, j] for k, v in q.items()}, val_q, sel).sum()
                           for j in range(n_snap)] for m in range(n_mem)])
+    nll = np.asarray([[asg.neg2lnl({k: v[m, j] for k, v in q.items()}, val_q, sel, train_q)
+                       for j in range(n_snap)] for m in range(n_mem)])
     steps = (s * n_snap + np.arange(1, n_snap + 1)) * config.snapshot_every
     history["step"] += steps.tolist()
     history["ks_sum_val"] += scores.T.tolist()
     for k, v in _np(hist).items():
       history.setdefault(k, []).extend(v.T.tolist())
-    j_best = scores.argmin(1)
-    improved = scores[np.arange(n_mem), j_best] < best_score
-    snap_best = _np(jax.tree.map(lambda a: a[np.arange(n_mem), j_best], snaps))
-    if best_params is None:
-      best_params = snap_best
-    else:
-      best_params = jax.tree.map(lambda old, new: np.where(
-          improved.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), best_params, snap_best)
-    best_score = np.where(improved, scores[np.arange(n_mem), j_best], best_score)
-    best_step = np.where(improved, steps[j_best], best_step)
+    history["neg2lnl_val"] += nll.T.tolist()
+    for metric, sc in (("ks", scores), ("neg2lnl", nll)):
+      b = best[metric]
+      j_best = sc.argmin(1)
+      improved = sc[np.arange(n_mem), j_best] < b[0]
+      snap_best = _np(jax.tree.map(lambda a: a[np.arange(n_mem), j_best], snaps))
+      b[2] = snap_best if b[2] is None else jax.tree.map(
+          lambda old, new: np.where(improved.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), b[2], snap_best)
+      b[0] = np.where(improved, sc[np.arange(n_mem), j_best], b[0])
+      b[1] = np.where(improved, steps[j_best], b[1])
+    best_score, best_step, best_params = best["ks"]
     print(f"segment {s + 1}/{n_seg}: step {steps[-1]}, best val KS sum per member "
           f"{np.round(best_score, 4).tolist()} at steps {best_step.tolist()}", flush=True)
   jax.block_until_ready(state)
@@ -169,6 +172,19 @@ def run(config, workdir: str, plots: bool = True) -> dict:
                "ks_sum_val": float(best_score[m])})
     members.append(ev)
     corr.append(cm)
+  # the main job's -2lnL as the selection metric instead of the KS sum (Part 4 of the issue)
+  gen_nll = _np(gen_final(jax.tree.map(jnp.asarray, best["neg2lnl"][2]),
+                          jax.random.split(jax.random.PRNGKey(config.seed + 3), n_mem)))
+  ks_all = np.asarray(history["ks_sum_val"]).ravel()
+  nll_all = np.asarray(history["neg2lnl_val"]).ravel()
+  from scipy.stats import spearmanr
+  selection_compare = {
+      "spearman_ks_sum_vs_neg2lnl_over_snapshots": float(spearmanr(ks_all, nll_all)[0]),
+      "members": [{"step_by_ks": int(best_step[m]), "step_by_neg2lnl": int(best["neg2lnl"][1][m]),
+                   "test_ks_sum_size_matched_by_ks": members[m]["ks_sum_test_size_matched"],
+                   "test_ks_sum_size_matched_by_neg2lnl": evaluate(
+                       module, config, {k: v[m] for k, v in gen_nll.items()}, test, (qa, qb))[0][
+                           "ks_sum_test_size_matched"]} for m in range(n_mem)]}
   on = [i for i in range(n_mem) if reg_on[i]] or list(range(n_mem))
   off = [i for i in range(n_mem) if not reg_on[i]]
   i_sel = min(on, key=lambda i: best_score[i])
@@ -184,7 +200,7 @@ def run(config, workdir: str, plots: bool = True) -> dict:
       "n_events": {"train": len(next(iter(split.train.values()))), "val": n_val, "test": n_test},
       "test_mll_mean": float(test_q.mean()), "test_mll_width": float(test_q.std()),
       "selected_member": int(i_sel), "selected": members[i_sel], "floor": floor, "members": members,
-      "spread": spread, "train_seconds": train_seconds, "total_seconds": time.time() - t_start,
+      "spread": spread, "selection_ks_vs_neg2lnl": selection_compare, "train_seconds": train_seconds, "total_seconds": time.time() - t_start,
   }
   if off:
     j_off = min(off, key=lambda i: best_score[i])
