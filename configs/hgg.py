@@ -67,6 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.output = ml_collections.ConfigDict()
   c.output.s2_bins = 40           # bins for the S^2 separation power of 1D distributions
   c.output.plots = True
+  c.output.validation = True      # distance correlations, chi, S^2 and KS of 15 observables (Sec. 3.2)
 
   for preset in [p for p in (arg or "").split(",") if p]:
     if preset in ("vanilla", "partial", "full"):

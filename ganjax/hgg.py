@@ -430,21 +430,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "seconds": {"train_and_eval": t_train, "total": time.time() - t_start},
       "devices": [str(d) for d in jax.devices()],
   }
-  io.write_json(os.path.join(workdir, "metrics.json"), metrics)
   meta = {"ganjax_config": config.to_json(), "ganjax_version": __import__("ganjax").__version__}
   io.write_parquet(os.path.join(workdir, "ganed_cr.parquet"), ganed, meta)
   io.write_parquet(os.path.join(workdir, "mc_sr_test.parquet"), prep.test, meta)
+  if config.output.validation:
+    # Physics validation (issue 3 / paper Sec. 3.2): the 15 observables of the slides, GANed CR vs MC SR.
+    from ganjax import validation
+    ganed_view = {c: ganed.get("gan_" + c, ganed[c]) for c in validation.HGG_OBSERVABLES}
+    n_small = min(len(prep.test["fake_pt"]), len(prep.cr["fake_pt"]))
+    report = validation.validate(prep.test, prep.cr, ganed_view, validation.HGG_OBSERVABLES,
+                                 n_batches=max(2, min(20, n_small // 20)), seed=config.seed)
+    metrics["validation"] = {"summary": report["summary"], "onedim": report["onedim"],
+                             "pairs_above_3": report["chi"]["ganed_vs_sr"]["pairs_above_threshold"]}
+    vdir = os.path.join(workdir, "validation")
+    if config.output.plots:
+      validation.write_report(report, vdir)
+    else:
+      io.write_json(os.path.join(vdir, "validation.json"), report)
+  io.write_json(os.path.join(workdir, "metrics.json"), metrics)
   if config.output.plots:
-    pdir = os.path.join(workdir, "plots")
     plots.metric_history(history["epoch"][ok], history["train_nll"][ok], history["val_nll"][ok],
-                         int(best["epoch"]), os.path.join(pdir, "metric_history.png"))
-    plots.fake_pt(prep.test["fake_pt"], prep.cr["fake_pt"], ganed["gan_fake_pt"],
-                  histogram_edges(prep.test["fake_pt"], config.output.s2_bins, (0.0, 0.995)),
-                  os.path.join(pdir, "fake_pt.png"))
-    n_corner = min(20_000, len(prep.test["fake_pt"]), len(ganed["gan_fake_pt"]))
-    plots.corner({c: prep.test[c][:n_corner] for c in gen_names},
-                 {c: ganed["gan_" + c][:n_corner] for c in gen_names}, gen_names,
-                 os.path.join(pdir, "corner.png"))
+                         int(best["epoch"]), os.path.join(workdir, "plots", "metric_history.png"))
   print(f"[ganjax] done in {time.time() - t_start:.0f} s: best epoch {metrics['best_epoch']}, "
         f"test -2lnL {test_nll}, S^2(fake pT) GANed CR vs MC SR {s2['fake_pt']['ganed_cr_vs_mc_sr']:.4f} "
         f"vs MC CR vs MC SR {s2['fake_pt']['mc_cr_vs_mc_sr']:.4f}; outputs in {workdir}", flush=True)

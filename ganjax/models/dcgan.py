@@ -30,6 +30,35 @@ def _scaled(n: int, width: float) -> int:
   return max(1, int(round(n * width)))
 
 
+class Deconv(nn.Module):
+  """2D transposed convolution ("deconvolution"), SAME padding.
+
+  Stride 1 is flax's ConvTranspose. Stride s > 1 is computed in its sub-pixel form (Shi et al. 2016): a
+  convolution with kernel k/s to s*s*features channels, then depth-to-space, plus one bias per output
+  channel. It has exactly the parameters of a k x k stride-s transposed convolution (k*k*C_in*features
+  weights + features biases) and spans the same functions up to the boundary padding, but runs on XLA's
+  regular convolution path, which is ~4x faster on CPU than the input-dilated transposed convolution.
+  """
+
+  features: int
+  kernel: int
+  stride: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC):
+    f, k, s = self.features, self.kernel, self.stride
+    if s == 1:
+      return nn.ConvTranspose(f, (k, k), padding="SAME", dtype=self.dtype)(x_BxHxWxC)
+    if k % s:
+      raise ValueError(f"kernel {k} must be a multiple of stride {s}")
+    y = nn.Conv(f * s * s, (k // s, k // s), padding="SAME", use_bias=False, dtype=self.dtype)(x_BxHxWxC)
+    b, h, w = y.shape[:-3], y.shape[-3], y.shape[-2]
+    y = y.reshape(b + (h, w, s, s, f))
+    y = jnp.swapaxes(y, -4, -3).reshape(b + (h * s, w * s, f))
+    return y + self.param("bias", nn.initializers.zeros, (f,)).astype(y.dtype)
+
+
 class Generator(nn.Module):
   """z_BxL, cond_BxC -> object_BxO in (-1, 1)."""
 
@@ -52,8 +81,7 @@ class Generator(nn.Module):
     x = nn.relu(nn.Dense(h * w * c, dtype=self.dtype)(x.astype(self.dtype)))
     x = x.reshape(x.shape[:-1] + (h, w, c))
     for f, k, s in zip(self.filters, self.kernels, self.strides):
-      x = nn.relu(nn.ConvTranspose(_scaled(f, self.width), (k, k), strides=(s, s), padding="SAME",
-                                   dtype=self.dtype)(x))
+      x = nn.relu(Deconv(_scaled(f, self.width), k, s, dtype=self.dtype)(x))
     x = nn.relu(nn.Conv(self.conv_filters, (self.conv_kernel, self.conv_kernel), padding="SAME",
                         dtype=self.dtype)(x))
     x = x.reshape(x.shape[:-3] + (-1,))
