@@ -115,3 +115,26 @@ def test_sharded_ensemble_on_8_devices_equals_unsharded():
   res = json.loads(r.stdout.strip().splitlines()[-1])
   assert res["sharded_devices"] == 8 and res["single_devices"] == 1
   assert res["diff"] <= 1e-6, res
+
+
+def test_evaluate_and_plots_end_to_end(setup, tmp_path):
+  """Tiny trained ensemble -> amplification curves, results.json and the figures (experiments/ganplify.py)."""
+  from experiments import ganplify as exp
+  from ganjax.io import write_json
+  from ganjax.plots import ganplify as gplots
+
+  c, x, ens = setup
+  c = _config(**{"eval.n_gen": 200, "eval.n_sample_repeats": 4})
+  state, _ = ens.segment(ens.init(gtrain.member_keys(c.seed, c.n_members)), x, 1)
+  res = exp.evaluate(c, state, ens, x, log=lambda s: None)
+  res["config"] = c.to_dict()
+  assert set(res["curves"]) == {"x_10", "x_20", "x_50"}
+  cur = res["curves"]["x_10"]
+  np.testing.assert_array_equal(cur["n"], [100, 200])
+  assert cur["gan_mean"].shape == (2,) and np.all(cur["gan_std"] >= 0) and "fit_mse_mean" in cur
+  a = res["amplification"]["x_50"]
+  assert a["amplification"] > 0 and a["amplification_lo"] <= a["amplification"] and a["n_gen"] == 200
+  write_json(str(tmp_path / "results.json"), res)
+  paths = gplots.plot_all(json.loads((tmp_path / "results.json").read_text()), str(tmp_path))
+  assert {os.path.basename(p) for p in paths} == {"mse.png", "camel.png"}
+  assert all(os.path.getsize(p) > 1000 for p in paths)

@@ -37,6 +37,7 @@ class Trainer(NamedTuple):
   init: Callable[[jax.Array], State]
   train_segment: Callable[..., tuple[State, dict]]
   generate: Callable[[Any, jax.Array, int], jax.Array]
+  train_step: Callable[[State, jax.Array, jax.Array], tuple[State, dict]]  # (state, batch, key); one D+G step
   steps_per_epoch: int
 
 
@@ -131,7 +132,7 @@ def make_train(config, dim: int | None = None) -> Trainer:
 
     return jax.lax.scan(epoch_fn, state, None, length=n_epochs)
 
-  return Trainer(init, train_segment, generate, spe)
+  return Trainer(init, train_segment, generate, train_step, spe)
 
 
 # ---- ensembles ------------------------------------------------------------------------------------------
@@ -150,6 +151,7 @@ class Ensemble(NamedTuple):
   sharding: jax.sharding.NamedSharding
   init: Callable[[jax.Array], State]                     # keys_Mx2 -> stacked state
   segment: Callable[[State, jax.Array, int], tuple]      # (state, x_MxNxD, n_epochs) -> (state, metrics)
+  segment_jit: Any  # the jitted program behind `segment` (n_epochs static; data already sharded), for AOT
 
 
 def make_ensemble(config, n_members: int, devices=None, dim: int | None = None) -> Ensemble:
@@ -167,7 +169,7 @@ def make_ensemble(config, n_members: int, devices=None, dim: int | None = None) 
   def segment_sharded(state, x_MxNxD, n_epochs):
     return segment(state, jax.device_put(x_MxNxD, sh), n_epochs)
 
-  return Ensemble(trainer, sh, lambda keys: init(jax.device_put(keys, sh)), segment_sharded)
+  return Ensemble(trainer, sh, lambda keys: init(jax.device_put(keys, sh)), segment_sharded, segment)
 
 
 def member_keys(seed: int, n_members: int) -> jax.Array:
