@@ -55,3 +55,59 @@ def read_parquet(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
   table = pq.read_table(path)
   meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
   return {name: table.column(name).to_numpy() for name in table.column_names}, meta
+
+
+ROOT_METADATA_DIR = "metadata"
+
+
+def write_root(path: str, columns: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None,
+               tree: str = "Events", basket_rows: int = 100_000) -> None:
+  """Write equal-length 1D numeric columns as a ROOT TTree, atomically, with string metadata.
+
+  Each metadata entry becomes a TObjString `metadata/<key>` in the same file, so ROOT reads it with
+  `f->Get<TObjString>("metadata/ganjax_config")->GetString()` and uproot with
+  `str(uproot.open(path)["metadata/ganjax_config"])`. Rows go in baskets of `basket_rows` entries.
+  """
+  import uproot
+
+  arrays = {str(k): np.asarray(v) for k, v in columns.items()}
+  if not arrays:
+    raise ValueError(f"{path}: no columns to write")
+  lengths = {k: v.shape for k, v in arrays.items()}
+  n = len(next(iter(arrays.values())))
+  bad = {k: s for k, s in lengths.items() if len(s) != 1 or s[0] != n}
+  if bad:
+    raise ValueError(f"{path}: columns must be 1D of equal length ({n} rows); got shapes {bad}")
+  kinds = {k: v.dtype for k, v in arrays.items() if v.dtype.kind not in "biuf"}
+  if kinds:
+    raise ValueError(f"{path}: only numeric/bool columns fit a flat TTree; got dtypes {kinds}")
+  meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+  odd = [k for k in meta if not k or any(c in k for c in "/;")]
+  if odd:
+    raise ValueError(f"{path}: metadata keys {odd} are not valid ROOT object names")
+  tmp = _atomic_path(path)
+  try:
+    with uproot.recreate(tmp) as f:
+      # mktree gives a TTree (assigning a dict would write an RNTuple, which older ROOT cannot read).
+      t = f.mktree(tree, {k: v.dtype for k, v in arrays.items()}, title="ganjax")
+      for start in range(0, max(n, 1), basket_rows):
+        t.extend({k: v[start:start + basket_rows] for k, v in arrays.items()})
+      for k, v in meta.items():
+        f[f"{ROOT_METADATA_DIR}/{k}"] = v
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def read_root(path: str, tree: str = "Events") -> tuple[dict[str, np.ndarray], dict[str, str]]:
+  """Read a flat TTree and the metadata strings written by `write_root` into (columns, metadata)."""
+  import uproot
+
+  with uproot.open(path) as f:
+    columns = f[tree].arrays(library="np")
+    meta = {}
+    if ROOT_METADATA_DIR in f:
+      d = f[ROOT_METADATA_DIR]
+      meta = {k.split(";")[0]: str(d[k]) for k, cls in d.classnames().items() if cls == "TObjString"}
+  return dict(columns), meta

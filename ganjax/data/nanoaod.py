@@ -292,10 +292,11 @@ def _check_file(path: str, tree: str, sel: Selection) -> int:
     f = uproot.open(path)
   except Exception as e:  # not a ROOT file, truncated, ...
     raise ValueError(f"{path}: cannot be opened as a ROOT file ({e})") from e
-  if tree not in f:
-    raise ValueError(f"{path}: no tree {tree!r}; the file holds {sorted(set(k.split(';')[0] for k in f.keys()))}")
-  t = f[tree]
-  available = set(t.keys())
+  with f:
+    if tree not in f:
+      raise ValueError(f"{path}: no tree {tree!r}; the file holds {sorted(set(k.split(';')[0] for k in f.keys()))}")
+    t = f[tree]
+    available, n_entries = set(t.keys()), int(t.num_entries)
   for b in sel.branches():
     if b not in available:
       hint = ""
@@ -305,7 +306,7 @@ def _check_file(path: str, tree: str, sel: Selection) -> int:
         ids = sorted(k for k in available if k.startswith("Photon_mva"))
         hint = f" (the photon ID branch, id_branch; photon ID branches in the file: {ids})"
       raise ValueError(f"{path}: branch {b!r} not found in tree {tree!r}{hint}")
-  return int(t.num_entries)
+  return n_entries
 
 
 def nanoaod_events(paths: str | Sequence[str], *, tree: str = "Events", max_events: int = 0,

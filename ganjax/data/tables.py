@@ -1,8 +1,13 @@
-"""Read a flat table (CSV, parquet, ROOT TTree) into a dict of 1D numpy columns, validated.
+"""Read a flat table (CSV, parquet, ROOT TTree, HDF5) into a dict of 1D numpy columns, validated.
 
 One entry point, `read_table`, for every real-data reader in ganjax. It selects and renames columns and
 checks the input before any compute: a missing column, a non-numeric or jagged column, or a NaN/inf
 raises a ValueError that names the file, the column and (for non-finite values) how many rows.
+`list_columns` gives a file's column names without reading the data.
+
+HDF5 (needs h5py): either a group holding one 1D dataset per column (the file's root, or the group named by
+`tree=`), or one compound dataset with named fields (e.g. pandas `to_hdf(..., format="table",
+data_columns=True)` writes one at "<key>/table").
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import numpy as np
 _CSV = (".csv", ".csv.gz", ".txt")
 _PARQUET = (".parquet", ".pq")
 _ROOT = (".root",)
+_HDF5 = (".h5", ".hdf5")
+_FORMATS = _CSV + _PARQUET + _ROOT + _HDF5
 
 
 def _open_root_tree(path: str, tree: str | None):
@@ -30,6 +37,66 @@ def _open_root_tree(path: str, tree: str | None):
   if tree not in trees:
     raise ValueError(f"{path}: no TTree {tree!r}; the file holds trees {trees}")
   return f[tree]
+
+
+def _h5_table(f, path: str, key: str | None):
+  """The HDF5 node holding the table: a group of 1D datasets or a compound dataset."""
+  import h5py
+
+  node = f if key is None else f.get(key)
+  if node is None:
+    raise ValueError(f"{path}: no HDF5 group or dataset {key!r}; top-level keys: {sorted(f.keys())}")
+  if isinstance(node, h5py.Dataset):
+    if node.dtype.names is None:
+      raise ValueError(f"{path}: HDF5 dataset {key!r} has no named fields; pass the group that holds one "
+                       "dataset per column")
+    return node
+  if key is None and not any(isinstance(v, h5py.Dataset) and v.ndim == 1 and v.dtype.names is None
+                             for v in node.values()):
+    compound = [k for k, v in node.items() if isinstance(v, h5py.Dataset) and v.dtype.names is not None]
+    if len(compound) == 1:
+      return node[compound[0]]
+    raise ValueError(f"{path}: pass tree= (the HDF5 group or dataset holding the table); top-level keys: "
+                     f"{sorted(node.keys())}")
+  return node
+
+
+def _h5_names(node) -> list[str]:
+  import h5py
+
+  if isinstance(node, h5py.Dataset):
+    return list(node.dtype.names)
+  return [k for k, v in node.items() if isinstance(v, h5py.Dataset) and v.dtype.names is None]
+
+
+def _open_h5(path: str):
+  try:
+    import h5py
+  except ImportError as e:
+    raise ValueError(f"{path}: reading HDF5 needs the h5py package (pip install h5py)") from e
+  return h5py.File(path, "r")
+
+
+def list_columns(path: str, tree: str | None = None) -> list[str]:
+  """Column names of a CSV / parquet / ROOT / HDF5 table, without reading its data."""
+  if not os.path.exists(path):
+    raise ValueError(f"{path}: file not found")
+  lower = path.lower()
+  if lower.endswith(_CSV):
+    import pyarrow.csv as pacsv
+
+    with pacsv.open_csv(path) as reader:
+      return list(reader.schema.names)
+  if lower.endswith(_PARQUET):
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+  if lower.endswith(_ROOT):
+    return list(_open_root_tree(path, tree).keys())
+  if lower.endswith(_HDF5):
+    with _open_h5(path) as f:
+      return _h5_names(_h5_table(f, path, tree))
+  raise ValueError(f"{path}: unknown table format (expected {_FORMATS})")
 
 
 def _read_columns(path: str, wanted: Sequence[str] | None, tree: str | None) -> dict[str, np.ndarray]:
@@ -68,18 +135,36 @@ def _read_columns(path: str, wanted: Sequence[str] | None, tree: str | None) -> 
         raise ValueError(f"{path}: column {n!r} is jagged ({arr.type}); read_table reads flat columns only")
       out[n] = np.asarray(arr.to_numpy())
     return out
-  raise ValueError(f"{path}: unknown table format (expected {_CSV + _PARQUET + _ROOT})")
+  if lower.endswith(_HDF5):
+    with _open_h5(path) as f:
+      import h5py
+
+      node = _h5_table(f, path, tree)
+      available = _h5_names(node)
+      check(available)
+      names = list(wanted) if wanted is not None else available
+      if isinstance(node, h5py.Dataset):  # compound dataset: one field per column
+        rows = node.fields(names)[()]
+        return {n: np.asarray(rows[n]) for n in names}
+      out = {}
+      for n in names:
+        if node[n].ndim != 1:
+          raise ValueError(f"{path}: column {n!r} has shape {node[n].shape}; read_table reads 1D columns only")
+        out[n] = np.asarray(node[n][()])
+      return out
+  raise ValueError(f"{path}: unknown table format (expected {_FORMATS})")
 
 
 def read_table(path: str, columns: Sequence[str] | None = None, rename: Mapping[str, str] | None = None,
                tree: str | None = None) -> dict[str, np.ndarray]:
-  """Read numeric flat columns of a CSV / parquet / ROOT file.
+  """Read numeric flat columns of a CSV / parquet / ROOT / HDF5 file.
 
   Args:
-    path: .csv, .parquet/.pq or .root file.
+    path: .csv, .parquet/.pq, .root or .h5/.hdf5 file.
     columns: source column names to read (default: all columns).
     rename: {source name: new name}; every key must be a column that is read.
-    tree: TTree name for ROOT files (optional when the file holds exactly one TTree).
+    tree: TTree name for ROOT files (optional when the file holds exactly one TTree); for HDF5 the group
+      or compound dataset holding the table (optional, see the module docstring).
   Returns:
     {name: 1D array} in the order of `columns` (or the file), renamed by `rename`.
   Raises:
