@@ -61,6 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.n_bins = 50
   c.eval.scatter_bins = 100  # 2D density plots (Fig. 1)
+  c.eval.clip_scan = (0.0, 2.0, 3.0, 5.0, 10.0)  # also report S^2 / r for these clips (0 = none)
 
   if preset == "test":
     c.n_truth = 2_000

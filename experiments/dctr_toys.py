@@ -61,13 +61,23 @@ def run(config, workdir: str) -> dict:
     raise FloatingPointError(f"GAN produced {int(np.sum(~np.isfinite(x_eval_g)))} non-finite values")
 
   t0 = time.time()
-  w_eval, rw_report = reweight.reweight(_columns(np.asarray(x_truth)), _columns(x_gen), config.reweight,
-                                        apply_to=_columns(x_eval_g), key=k["reweight"])
+  rw, log_weight_fn, rw_report = reweight.fit(_columns(np.asarray(x_truth)), _columns(x_gen), config.reweight,
+                                              key=k["reweight"])
+  log_w = np.asarray(log_weight_fn(rw, jnp.asarray(x_eval_g)))
+  w_eval, clip_info = reweight.finalize_weights(log_w, config.reweight.clip, config.reweight.normalize)
+  rw_report["weights"] = {**clip_info, **reweight.weight_summary(w_eval)}
   reweight_seconds = time.time() - t0
 
   obs_t = observables(x_eval_t, toy.center)
   obs_g = observables(x_eval_g, toy.center)
   report = observable_report(obs_t, obs_g, w_eval, n_bins=config.eval.n_bins)
+  clip_scan = {}  # the S^2-vs-dilution trade-off of the clipping threshold, same classifier
+  for clip in config.eval.clip_scan:
+    w_c, info_c = reweight.finalize_weights(log_w, clip, config.reweight.normalize)
+    s = observable_report(obs_t, obs_g, w_c, n_bins=config.eval.n_bins)["summary"]
+    clip_scan[str(clip) if clip > 0 else "none"] = {
+      "fraction_clipped": info_c["fraction_clipped"], **{key_: s[key_] for key_ in (
+        "median_s2_ratio", "median_r_weighted", "max_r_weighted", "n_eff_fraction")}}
   d_loss, g_loss = np.asarray(hist["d_loss"]), np.asarray(hist["g_loss"])
   tail = max(1, len(d_loss) // 10)
   metrics = {
@@ -77,6 +87,7 @@ def run(config, workdir: str) -> dict:
             "seconds": gan_seconds},
     "reweight": rw_report,
     **report,
+    "clip_scan": clip_scan,
     "seconds": {"gan": gan_seconds, "reweight": reweight_seconds, "total": time.time() - t_start},
     "device": str(jax.devices()[0].device_kind),
   }

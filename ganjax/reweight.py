@@ -131,8 +131,8 @@ def balanced_loss(logit_t: jax.Array, wt: jax.Array, logit_g: jax.Array, wg: jax
 
 
 def make_train(config: ml_collections.ConfigDict, n_truth: int, n_gen: int
-               ) -> tuple[MLPClassifier, Callable, Callable]:
-  """(model, init, train) for the classifier h.
+               ) -> tuple[MLPClassifier, Callable, Callable, int]:
+  """(model, init, train, steps_per_epoch) for the classifier h.
 
   init(key, x_1xD) -> params. train(params, key, data) -> (params, history) runs all epochs in one lax.scan;
   data holds standardised xt, wt (truth train), xg, wg (generated train), xt_val, wt_val, xg_val, wg_val.
@@ -184,8 +184,7 @@ def make_train(config: ml_collections.ConfigDict, n_truth: int, n_gen: int
     (_, _, best, best_loss), (train_E, val_E) = jax.lax.scan(epoch, carry0, jnp.arange(n_epochs))
     return best, {"train_loss": train_E, "val_loss": val_E, "best_val_loss": best_loss}
 
-  train.steps_per_epoch = steps_per_epoch
-  return model, init, train
+  return model, init, train, steps_per_epoch
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -290,7 +289,7 @@ def _fit_program(settings: tuple, n_truth: int, n_gen: int) -> tuple[Callable, i
   hidden, activation, lr, batch_size, n_epochs, keep_best, calibrate = settings
   cfg = ml_collections.ConfigDict(dict(hidden=hidden, activation=activation, learning_rate=lr,
                                        batch_size=batch_size, n_epochs=n_epochs, keep_best=keep_best))
-  model, init, train = make_train(cfg, n_truth, n_gen)
+  model, init, train, steps_per_epoch = make_train(cfg, n_truth, n_gen)
 
   @jax.jit
   def fit_all(k_init, k_train, data):
@@ -304,7 +303,7 @@ def _fit_program(settings: tuple, n_truth: int, n_gen: int) -> tuple[Callable, i
     val_cal = balanced_loss(beta * logit_t, data["wt_val"], beta * logit_g, data["wg_val"])
     return params, hist, beta, logit_t, logit_g, val_raw, val_cal
 
-  return fit_all, train.steps_per_epoch
+  return fit_all, steps_per_epoch
 
 
 def fit(truth: Table, generated: Table, config: ml_collections.ConfigDict,
@@ -375,8 +374,9 @@ def reweight(truth: Table, generated: Table, config: ml_collections.ConfigDict,
              ) -> tuple[np.ndarray, dict]:
   """Fit DCTR on truth vs generated and return (weights for `apply_to` (default: generated), report).
 
-  The weights multiply any input generated_weights the caller already has; clipping and normalisation
-  follow config.clip / config.normalize. report['weights'] describes the final weights (incl. N_eff).
+  The returned weights are the DCTR factors only: multiply them into any generated_weights yourself.
+  Clipping and normalisation follow config.clip / config.normalize; report['weights'] describes the final
+  weights (incl. N_eff).
   """
   rw, log_weight_fn, report = fit(truth, generated, config, truth_weights, generated_weights, key)
   target = generated if apply_to is None else apply_to
