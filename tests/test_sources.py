@@ -2,11 +2,14 @@
 errors naming file and column; parquet and ROOT write -> read round trips with metadata."""
 
 import os
+import tempfile
 
 import ml_collections
 import numpy as np
 import pytest
 import uproot
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 
 from ganjax import io
 from ganjax.data import gjets, sources, tables
@@ -207,3 +210,21 @@ def test_hdf5_compound_dataset_and_missing_h5py(tmp_path, events, monkeypatch):
   monkeypatch.setitem(__import__("sys").modules, "h5py", None)  # as on a machine without h5py
   with pytest.raises(ValueError, match=r"pandas_like\.h5: reading HDF5 needs the h5py package"):
     sources.load_source(path, {"columns": THEIRS})
+
+
+_DTYPES = st.sampled_from([np.float32, np.float64, np.int32, np.int64, np.uint8, np.bool_])
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 300).flatmap(lambda n: st.lists(
+    _DTYPES.flatmap(lambda dt: hnp.arrays(dt, n)), min_size=1, max_size=4)))
+def test_root_round_trip_property(arrays):
+  cols = {f"c{i}": a for i, a in enumerate(arrays)}
+  with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, "p.root")
+    io.write_root(path, cols, {"k": "v"}, basket_rows=97)
+    got, meta = io.read_root(path)
+  assert meta == {"k": "v"} and list(got) == list(cols)
+  for k, v in cols.items():
+    assert got[k].dtype == v.dtype
+    np.testing.assert_array_equal(got[k], v)
