@@ -36,6 +36,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.n_test = 50_000          # SR test events (final metric, comparison with the GANed CR)
   c.data.n_cr = 0                 # CR events to GAN (0 = all)
   c.data.n_quantiles = 1000       # knots of the quantile transform
+  # Regions (simulator, NanoAOD and flat tables): SR = fake ID > sr_id_min, CR = cr_id_floor < ID <= sr_id_min.
+  c.data.sr_id_min = 0.0
+  c.data.cr_id_floor = -0.9
+  c.data.prompt_id_min = -0.2
+  c.data.preselection = True      # H->gg-like preselection (mass window, pT/m, acceptance)
+  # Real data (data.source = a path or glob): see docs/data_sources.md for every field.
+  c.data.format = "auto"          # auto | nanoaod | table
+  c.data.tree = ""
+  c.data.max_events = 0
+  c.data.extra_columns = ()       # columns carried through to the outputs (e.g. ("event",))
+  c.data.mode = "mc"              # NanoAOD: mc (genPartFlav) | data (ID ordering)
+  c.data.id_branch = "Photon_mvaID"
+  c.data.prompt_flavours = (1,)
+  c.data.fake_flavours = (0,)
+  c.data.data_prompt = "higher_id"
+  c.data.no_jet = "drop"
+  c.data.photon_pt_min = 0.0
+  c.data.jet_pt_min = 25.0
+  c.data.jet_eta_max = 4.7
+  c.data.jet_prompt_dr = 0.4
+  c.data.columns = ""             # flat tables: "pho_pt=g1_pt,fake_pt=g2_pt" (our name = file column)
+  c.data.region_column = ""       # flat tables: nonzero = SR; "" = split by the fake ID thresholds
 
   # Conditioning strategy (Sec. 3.1): which columns G and D see besides the generated object.
   c.strategy = "full"
@@ -53,6 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.batch_size = 1024
   c.train.optimizer = "lamb"      # lamb | adam | sgd
   c.train.learning_rate = 1e-3    # cosine decay to 0 over all epochs
+  c.train.beta1 = 0.9             # first-moment decay of lamb/adam (DC-GAN practice: 0.5)
   c.train.label_noise = 0.15      # labels uniform in [0, eps] (fake) and [1-eps, 1] (real)
   c.train.eval_every = 1          # epochs per jitted segment; metric + checkpoint at each segment end
 
@@ -67,6 +90,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.output = ml_collections.ConfigDict()
   c.output.s2_bins = 40           # bins for the S^2 separation power of 1D distributions
   c.output.plots = True
+  c.output.format = "parquet"     # parquet | root (a TTree, via uproot) for ganed_cr / mc_sr_test
   c.output.validation = True      # distance correlations, chi, S^2 and KS of 15 observables (Sec. 3.2)
 
   for preset in [p for p in (arg or "").split(",") if p]:

@@ -88,6 +88,8 @@ def check_config(config) -> None:
     problems.append("data.n_train, data.n_val and data.n_test must be >= 1")
   if config.metric.chunk < 1:
     problems.append("metric.chunk must be >= 1")
+  if config.output.format not in ("parquet", "root"):
+    problems.append(f"output.format must be parquet or root, got {config.output.format!r}")
   gen = tuple(config.gen_features)
   for need in ("fake_pt", "fake_eta", "fake_phi"):
     if need not in gen and any(d in gjets.DIPHOTON_COLUMNS for d in config.metric.dims):
@@ -113,13 +115,23 @@ def check_table(table: dict, needed: Sequence[str], name: str) -> None:
                         + ", ".join(f"{c}: {k} rows" for c, k in bad.items()))
 
 
+def region_params(config) -> gjets.GJetsParams:
+  """The simulator's parameters with the configured region thresholds."""
+  return gjets.GJetsParams(sr_id_min=config.data.sr_id_min, cr_id_floor=config.data.cr_id_floor,
+                           prompt_id_min=config.data.prompt_id_min)
+
+
 def load_regions(config) -> tuple[dict, dict, str]:
-  """(SR, CR, description) from the configured source."""
+  """(SR, CR, description) from the configured source: the simulator, NanoAOD or a flat table."""
   if config.data.source == "simulate":
-    events = gjets.simulate(config.data.n_events, seed=config.data.sim_seed)
+    events = gjets.simulate(config.data.n_events, seed=config.data.sim_seed, params=region_params(config))
     sr, cr = gjets.split_regions(events)
     return sr, cr, f"built-in gamma+jets simulator (n_events={config.data.n_events}, seed={config.data.sim_seed})"
-  raise BadInputError(f"data.source {config.data.source!r}: only 'simulate' is supported in this version")
+  from ganjax.data import sources
+  try:
+    return sources.load_source(config.data.source, config.data)
+  except (ValueError, OSError) as e:
+    raise BadInputError(str(e)) from e
 
 
 def required_columns(config) -> tuple[str, ...]:
@@ -403,7 +415,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   generate = jax.jit(make_generate_fn(fns.generator, config.model.latent_dim, chunk))
   cr_cond = prep.cond(prep.cr, 3)
   gen_u = np.asarray(generate(params_g, k_apply, jnp.asarray(cr_cond)))
-  ganed = ganed_table(prep.cr, np.asarray(prep.gen_qt.inverse(gen_u.astype(np.float64))), gen_names)
+  ganed = ganed_table(prep.cr, np.asarray(prep.gen_qt.inverse(gen_u.astype(np.float64))), gen_names,
+                      region_params(config), config.data.preselection)
 
   # Separation power S^2 (DCTR paper Eq. 15) of 1D distributions against the MC SR test set.
   s2 = {}
@@ -431,8 +444,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "devices": [str(d) for d in jax.devices()],
   }
   meta = {"ganjax_config": config.to_json(), "ganjax_version": __import__("ganjax").__version__}
-  io.write_parquet(os.path.join(workdir, "ganed_cr.parquet"), ganed, meta)
-  io.write_parquet(os.path.join(workdir, "mc_sr_test.parquet"), prep.test, meta)
+  if config.output.format == "root":
+    io.write_root(os.path.join(workdir, "ganed_cr.root"), ganed, meta)
+    io.write_root(os.path.join(workdir, "mc_sr_test.root"), prep.test, meta)
+  else:
+    io.write_parquet(os.path.join(workdir, "ganed_cr.parquet"), ganed, meta)
+    io.write_parquet(os.path.join(workdir, "mc_sr_test.parquet"), prep.test, meta)
   if config.output.validation:
     # Physics validation (issue 3 / paper Sec. 3.2): the 15 observables of the slides, GANed CR vs MC SR.
     from ganjax import validation
@@ -474,8 +491,10 @@ def make_generate_fn(generator, latent_dim: int, chunk: int):
   return generate
 
 
-def ganed_table(cr: dict, gen_phys_NxO: np.ndarray, gen_names: Sequence[str]) -> dict:
-  """Every CR column, plus gan_<feature> for the generated object and gan_<diphoton> recomputed."""
+def ganed_table(cr: dict, gen_phys_NxO: np.ndarray, gen_names: Sequence[str],
+                params: gjets.GJetsParams = gjets.GJetsParams(), preselection: bool = True) -> dict:
+  """Every CR column, plus gan_<feature> for the generated object, gan_<diphoton> recomputed, and
+  gan_pass_sr: whether the GANed event passes the SR selection (preselection and fake ID)."""
   out = dict(cr)
   g = {n: gen_phys_NxO[:, i].astype(np.float32) for i, n in enumerate(gen_names)}
   if "fake_phi" in g:
@@ -488,6 +507,8 @@ def ganed_table(cr: dict, gen_phys_NxO: np.ndarray, gen_names: Sequence[str]) ->
   for n, v in dip.items():
     out["gan_" + n] = v.astype(np.float32)
   full.update(dip)
-  params = gjets.GJetsParams()
-  out["gan_pass_sr"] = gjets.preselection(full, params) & (full["fake_id"] > params.sr_id_min)
+  passed = full["fake_id"] > params.sr_id_min
+  if preselection:
+    passed &= gjets.preselection(full, params)
+  out["gan_pass_sr"] = passed
   return out

@@ -134,3 +134,22 @@ def test_cli_rejects_misspelt_override(tmp_path):
                        capture_output=True, text=True, timeout=300)
   assert out.returncode != 0
   assert "epoch" in out.stderr
+
+
+def test_flat_table_source_and_root_output(tmp_path):
+  """--config.data.source=<file> reads a flat ntuple (renamed columns); outputs can be ROOT TTrees."""
+  events = gjets.simulate(6_000, seed=1)
+  cols = {("g2_pt" if k == "fake_pt" else k): v for k, v in events.items() if k != "is_sr"}
+  cols["evt"] = np.arange(len(cols["pho_pt"]), dtype=np.int64)
+  path = str(tmp_path / "ntuple.parquet")
+  io.write_parquet(path, cols)
+  config = _config(**{"data.source": path, "data.columns": "fake_pt=g2_pt", "data.extra_columns": ("evt",),
+                      "output.format": "root", "output.validation": False, "train.epochs": 2})
+  metrics = hgg.train_and_evaluate(config, str(tmp_path / "run"))
+  assert metrics["n_sr_train"] == 512
+  out, meta = io.read_root(str(tmp_path / "run" / "ganed_cr.root"))
+  assert "gan_fake_pt" in out and "evt" in out and "ganjax_config" in meta
+  assert len(out["evt"]) == 512
+  bad = _config(**{"data.source": str(tmp_path / "missing*.parquet")})
+  with pytest.raises(hgg.BadInputError):
+    hgg.train_and_evaluate(bad, str(tmp_path / "bad"))

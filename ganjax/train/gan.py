@@ -36,12 +36,12 @@ class TrainFns(NamedTuple):
   steps_per_epoch: int
 
 
-def make_optimizer(name: str, schedule) -> optax.GradientTransformation:
+def make_optimizer(name: str, schedule, beta1: float = 0.9) -> optax.GradientTransformation:
   """LAMB (paper default), Adam or SGD on a learning-rate schedule."""
   if name == "lamb":
-    return optax.lamb(schedule)
+    return optax.lamb(schedule, b1=beta1)
   if name == "adam":
-    return optax.adam(schedule)
+    return optax.adam(schedule, b1=beta1)
   if name == "sgd":
     return optax.sgd(schedule, momentum=0.9)
   raise ValueError(f"unknown optimizer {name!r}; use lamb, adam or sgd")
@@ -74,8 +74,8 @@ def make_train(config, n_cond: int, n_out: int, n_train: int) -> TrainFns:
   eps = float(config.train.label_noise)
   total_steps = int(config.train.epochs) * steps_per_epoch
   schedule = optax.cosine_decay_schedule(config.train.learning_rate, decay_steps=max(total_steps, 1))
-  tx_g = make_optimizer(config.train.optimizer, schedule)
-  tx_d = make_optimizer(config.train.optimizer, schedule)
+  tx_g = make_optimizer(config.train.optimizer, schedule, config.train.beta1)
+  tx_d = make_optimizer(config.train.optimizer, schedule, config.train.beta1)
   gen = Generator(n_out=n_out, width=config.model.g_width)
   disc = Discriminator(width=config.model.d_width, dropout=config.model.dropout)
 
