@@ -7,9 +7,9 @@ Presets (`--config=configs/hgg.py:<preset>`):
              python -m ganjax.main --config=configs/hgg.py --workdir=runs/hgg-full
   partial  as full, conditioned on the fake's parent jet only.
   vanilla  as full, no conditional features (latent only).
-  quick    the same code path, shrunk for a 2-core CPU laptop (fewer events and epochs, S=10, narrower
-           networks): about 3 minutes, and already S^2(fake pT: GANed CR vs MC SR) <= 1/3 of
-           S^2(MC CR vs MC SR).
+  quick    the same code path, shrunk for a 2-core CPU laptop (8k training events, 100 epochs of batch
+           128, Adam, S=10, networks at 1/4 width): see docs/benchmarks.md for its runtime and
+           docs/results.md for S^2(fake pT: GANed CR vs MC SR) / S^2(MC CR vs MC SR) (target <= 1/3).
              python -m ganjax.main --config=configs/hgg.py:quick --workdir=runs/hgg-quick
   test     tiny, for the test suite (seconds).
 Presets combine with a strategy: `quick,vanilla`, `quick,partial`.
@@ -63,6 +63,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.strategy = "full"
   c.cond_features = ()            # used only when strategy == "custom"
   c.gen_features = ("fake_pt", "fake_eta", "fake_phi", "fake_id")
+  # Generate the fake's eta, phi relative to its parent jet when the jet is a conditional feature (partial,
+  # full): a bijective preprocessing given the condition that removes phi's wrap-around at +-pi. False =
+  # the paper's absolute coordinates.
+  c.relative_to_jet = True
 
   c.model = ml_collections.ConfigDict()
   c.model.latent_dim = 32
@@ -98,16 +102,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.strategy = preset
     elif preset == "quick":
       c.data.n_events = 150_000
-      c.data.n_train = 12_000
+      c.data.n_train = 8_000
       c.data.n_val = 4_000
       c.data.n_test = 8_000
       c.data.n_cr = 20_000
       c.data.n_quantiles = 500
       c.model.g_width = 0.25
-      c.model.d_width = 0.5
-      c.train.epochs = 120
-      c.train.batch_size = 256
-      c.train.optimizer = "adam"
+      c.model.d_width = 0.25
+      c.train.epochs = 100
+      c.train.batch_size = 128
+      c.train.optimizer = "adam"    # DC-GAN's Adam(1e-3, beta1=0.5) converges in fewer steps at this size
+      c.train.beta1 = 0.5
       c.train.learning_rate = 1e-3
       c.train.eval_every = 10
       c.metric.n_samples = 10

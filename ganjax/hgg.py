@@ -165,9 +165,16 @@ class Prepared:
     self.test = take(perm[n_tr + n_va:n_tr + n_va + n_te])
     n_cr = len(cr[self.gen_names[0]])
     if config.data.n_cr and config.data.n_cr < n_cr:
-      cr = {k: v[rng.permutation(n_cr)[:config.data.n_cr]] for k, v in cr.items()}
+      keep = rng.permutation(n_cr)[:config.data.n_cr]  # one subset of events for every column
+      cr = {k: v[keep] for k, v in cr.items()}
     self.cr = cr
     self._dq_seed = config.seed + 1
+    # The fake sits near its parent jet's axis: when the jet is conditional input, generate its eta and phi
+    # relative to the jet (a bijection given the condition), which removes the phi wrap-around.
+    self.relative = {}
+    if config.relative_to_jet:
+      self.relative = {g: j for g, j in (("fake_eta", "jet_eta"), ("fake_phi", "jet_phi"))
+                       if g in self.gen_names and j in self.cond_names}
 
     model_cols = self.gen_names + self.cond_names
     qt = fit_quantile_transform(self._model_matrix(self.train, model_cols, 0), config.data.n_quantiles)
@@ -175,7 +182,7 @@ class Prepared:
     self.cond_qt = qt.select(range(len(self.gen_names), len(model_cols)))
     rows = []
     for d in self.metric_dims:
-      if d in self.gen_names:
+      if d in self.gen_names and d not in self.relative:
         rows.append(np.asarray(self.gen_qt.knots_DxQ[self.gen_names.index(d)]))
       else:
         values = self.train[d] if d in self.train else gjets.diphoton(
@@ -189,8 +196,15 @@ class Prepared:
       return dequantize(values, np.random.default_rng([self._dq_seed, salt]))
     return np.asarray(values, np.float64)
 
+  def _model_values(self, table, name, salt):
+    """A column as the model sees it: de-quantised if integer, relative to the jet if so configured."""
+    if name in self.relative:
+      v = np.asarray(table[name], np.float64) - table[self.relative[name]]
+      return gjets.wrap_phi(v) if name.endswith("phi") else v
+    return self._maybe_dequantize(name, table[name], salt)
+
   def _model_matrix(self, table, names, salt):
-    cols = [self._maybe_dequantize(n, table[n], salt) for n in names]
+    cols = [self._model_values(table, n, salt) for n in names]
     return np.stack(cols, -1) if cols else np.zeros((len(table[self.gen_names[0]]), 0))
 
   def cond(self, table, salt: int) -> np.ndarray:
@@ -322,9 +336,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # Metric machinery: real-event histograms (fixed) and the jitted S-sample generated histogram.
   S, n_bins, chunk = config.metric.n_samples, config.metric.n_bins, config.metric.chunk
-  aux_names = evaluate.aux_columns(prep.metric_dims, gen_names)
+  aux_names = evaluate.aux_columns(prep.metric_dims, gen_names, prep.relative)
   hist_fn = jax.jit(evaluate.make_histogram_fn(fns.generator, config.model.latent_dim, gen_names,
-                                               prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins, chunk))
+                                               prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins, chunk,
+                                               prep.relative))
 
   def eval_set(table, salt, n_max=0):
     if n_max and n_max < len(table[gen_names[0]]):
@@ -415,7 +430,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   generate = jax.jit(make_generate_fn(fns.generator, config.model.latent_dim, chunk))
   cr_cond = prep.cond(prep.cr, 3)
   gen_u = np.asarray(generate(params_g, k_apply, jnp.asarray(cr_cond)))
-  ganed = ganed_table(prep.cr, np.asarray(prep.gen_qt.inverse(gen_u.astype(np.float64))), gen_names,
+  gen_phys = evaluate.to_physical(np.asarray(prep.gen_qt.inverse(gen_u.astype(np.float64))), prep.cr,
+                                  gen_names, prep.relative)
+  ganed = ganed_table(prep.cr, np.stack([gen_phys[n] for n in gen_names], -1), gen_names,
                       region_params(config), config.data.preselection)
 
   # Separation power S^2 (DCTR paper Eq. 15) of 1D distributions against the MC SR test set.
@@ -431,7 +448,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   n_params = lambda p: int(sum(x.size for x in jax.tree.leaves(p)))
   metrics = {
       "source": source, "strategy": config.strategy, "cond_features": list(cond_names),
-      "gen_features": list(gen_names), "n_sr_train": config.data.n_train, "n_sr_val": config.data.n_val,
+      "gen_features": list(gen_names), "generated_relative_to": prep.relative, "n_sr_train": config.data.n_train, "n_sr_val": config.data.n_val,
       "n_sr_test": config.data.n_test, "n_cr": int(len(prep.cr[gen_names[0]])),
       "history": {k: v[ok].tolist() for k, v in history.items()},
       "best_epoch": int(best["epoch"]), "best_val_nll": float(best["val_nll"]),

@@ -58,6 +58,8 @@ def test_outputs(straight_run, regions):
   for c in ("gan_fake_pt", "gan_fake_eta", "gan_fake_phi", "gan_fake_id", "gan_mgg", "gan_ptgg_over_mgg"):
     assert c in cols and np.all(np.isfinite(cols[c]))
   assert len(cols["gan_fake_pt"]) == 512
+  assert np.all(np.abs(cols["gan_fake_phi"]) <= np.pi)
+  assert on_disk["generated_relative_to"] == {"fake_eta": "jet_eta", "fake_phi": "jet_phi"}
   # Diphoton columns are recomputed from the generated photon.
   dip = gjets.diphoton(cols["pho_pt"], cols["pho_eta"], cols["pho_phi"], cols["gan_fake_pt"],
                        cols["gan_fake_eta"], cols["gan_fake_phi"])
@@ -153,3 +155,13 @@ def test_flat_table_source_and_root_output(tmp_path):
   bad = _config(**{"data.source": str(tmp_path / "missing*.parquet")})
   with pytest.raises(hgg.BadInputError):
     hgg.train_and_evaluate(bad, str(tmp_path / "bad"))
+
+
+def test_cr_subset_keeps_events_whole(regions):
+  """data.n_cr picks whole events: every column of a kept CR row comes from the same event."""
+  sr, cr, _ = regions
+  config = _config(**{"data.n_cr": 100})
+  prep = hgg.Prepared(config, sr, cr)
+  rows = {tuple(r) for r in np.stack([cr[c] for c in gjets.ALL_COLUMNS], -1)}
+  kept = np.stack([prep.cr[c] for c in gjets.ALL_COLUMNS], -1)
+  assert len(kept) == 100 and all(tuple(r) in rows for r in kept)

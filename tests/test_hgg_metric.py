@@ -89,3 +89,14 @@ def test_histogram_fn_matches_direct_generation():
   # Marginalise the third dimension (the slowest-varying flat index) and compare with direct binning.
   np.testing.assert_array_equal(counts.reshape(5, 5, 5).sum(0).ravel(),
                                 np.bincount(likelihood.flat_bin_index(gen_u[:, :2], 5), minlength=25))
+
+
+def test_relative_coordinates_back_to_physical():
+  """Features generated relative to the parent jet get the jet added back, phi wrapped into [-pi, pi)."""
+  g = np.array([[50.0, 0.1, 0.3, 0.5], [40.0, -0.2, -0.4, 0.1]])
+  aux = {"jet_eta": np.array([1.0, -2.0]), "jet_phi": np.array([3.0, -3.0])}
+  phys = evaluate.to_physical(g, aux, ("fake_pt", "fake_eta", "fake_phi", "fake_id"),
+                              {"fake_eta": "jet_eta", "fake_phi": "jet_phi"})
+  np.testing.assert_allclose(phys["fake_eta"], [1.1, -2.2])
+  np.testing.assert_allclose(phys["fake_phi"], [3.3 - 2 * np.pi, -3.4 + 2 * np.pi])
+  np.testing.assert_allclose(phys["fake_pt"], g[:, 0])

@@ -31,13 +31,28 @@ class EvalEvents(NamedTuple):
   n_events: int
 
 
-def aux_columns(metric_dims: Sequence[str], gen_features: Sequence[str]) -> tuple[str, ...]:
+def aux_columns(metric_dims: Sequence[str], gen_features: Sequence[str],
+                relative: dict | None = None) -> tuple[str, ...]:
   """Physical event columns the metric needs besides the generated object."""
-  need = []
+  need = list((relative or {}).values())
   if any(d in DIPHOTON_COLUMNS for d in metric_dims):
     need += list(PROMPT_AUX)
   need += [d for d in metric_dims if d not in gen_features and d not in DIPHOTON_COLUMNS]
   return tuple(dict.fromkeys(need))
+
+
+def to_physical(gen_phys_NxO, aux: dict, gen_features: Sequence[str], relative: dict | None) -> dict:
+  """Generated features in physical units: those generated relative to a reference column (e.g. the
+  fake's eta and phi relative to its parent jet) get the reference added back (phi wrapped)."""
+  out = {}
+  for i, name in enumerate(gen_features):
+    v = gen_phys_NxO[..., i]
+    if relative and name in relative:
+      v = v + aux[relative[name]]
+      if name.endswith("phi"):
+        v = (v + np.pi) % (2 * np.pi) - np.pi
+    out[name] = v
+  return out
 
 
 def pad_events(cond_NxC: np.ndarray, aux: dict, chunk: int) -> EvalEvents:
@@ -52,24 +67,25 @@ def pad_events(cond_NxC: np.ndarray, aux: dict, chunk: int) -> EvalEvents:
 
 
 def metric_coordinates(gen_u_NxO, aux: dict, gen_features: Sequence[str], metric_dims: Sequence[str],
-                       gen_qt: QuantileTransform, metric_qt: QuantileTransform):
+                       gen_qt: QuantileTransform, metric_qt: QuantileTransform, relative: dict | None = None):
   """Map generated objects (in [-1,1]) plus event columns to the metric's [-1,1]^K coordinates.
 
-  Generated dimensions are used as they are (the metric's knots for them are the generator's); diphoton
-  dimensions are recomputed from the physical generated object and the prompt photon, then transformed.
+  Generated dimensions generated in absolute form are used as they are (the metric's knots for them are
+  the generator's); the others, and the diphoton dimensions, are recomputed from the physical generated
+  object (and the prompt photon), then transformed with the metric's knots.
   """
   phys = None
   out = []
   for k, d in enumerate(metric_dims):
-    if d in gen_features:
+    if d in gen_features and not (relative and d in relative):
       out.append(gen_u_NxO[..., gen_features.index(d)])
       continue
-    if d in DIPHOTON_COLUMNS:
-      if phys is None:
-        g = gen_qt.inverse(gen_u_NxO)
-        get = lambda name: g[..., gen_features.index(name)]
-        phys = diphoton(aux["pho_pt"], aux["pho_eta"], aux["pho_phi"],
-                        get("fake_pt"), get("fake_eta"), get("fake_phi"), xp=jnp)
+    if phys is None:
+      phys = to_physical(gen_qt.inverse(gen_u_NxO), aux, gen_features, relative)
+      if any(m in DIPHOTON_COLUMNS for m in metric_dims):
+        phys.update(diphoton(aux["pho_pt"], aux["pho_eta"], aux["pho_phi"],
+                             phys["fake_pt"], phys["fake_eta"], phys["fake_phi"], xp=jnp))
+    if d in phys:
       value = phys[d]
     else:
       value = aux[d]
@@ -80,7 +96,7 @@ def metric_coordinates(gen_u_NxO, aux: dict, gen_features: Sequence[str], metric
 
 def make_histogram_fn(generator, latent_dim: int, gen_features: Sequence[str], metric_dims: Sequence[str],
                       gen_qt: QuantileTransform, metric_qt: QuantileTransform, n_bins: int,
-                      chunk: int) -> Callable:
+                      chunk: int, relative: dict | None = None) -> Callable:
   """Returns hist(params_g, key, events, sample_ids) -> int32 counts over n_bins^K bins (jit it)."""
   gen_features = tuple(gen_features)
   metric_dims = tuple(metric_dims)
@@ -94,7 +110,7 @@ def make_histogram_fn(generator, latent_dim: int, gen_features: Sequence[str], m
       z = jax.random.normal(jax.random.fold_in(key_s, c), (chunk, latent_dim))
       g = generator.apply(params_g, z, sl(events.cond))
       u = metric_coordinates(g, {k: sl(v) for k, v in events.aux.items()}, gen_features, metric_dims,
-                             gen_qt, metric_qt)
+                             gen_qt, metric_qt, relative)
       return counts + likelihood.histogram(u, n_bins, sl(events.mask))
 
     def one_sample(counts, s):
