@@ -59,7 +59,7 @@ def test_outputs(straight_run, regions):
     assert c in cols and np.all(np.isfinite(cols[c]))
   assert len(cols["gan_fake_pt"]) == 512
   assert np.all(np.abs(cols["gan_fake_phi"]) <= np.pi)
-  assert on_disk["generated_relative_to"] == {"fake_eta": "jet_eta", "fake_phi": "jet_phi"}
+  assert on_disk["generated_relative_to"] == {}
   # Diphoton columns are recomputed from the generated photon.
   dip = gjets.diphoton(cols["pho_pt"], cols["pho_eta"], cols["pho_phi"], cols["gan_fake_pt"],
                        cols["gan_fake_eta"], cols["gan_fake_phi"])
@@ -146,12 +146,15 @@ def test_flat_table_source_and_root_output(tmp_path):
   path = str(tmp_path / "ntuple.parquet")
   io.write_parquet(path, cols)
   config = _config(**{"data.source": path, "data.columns": "fake_pt=g2_pt", "data.extra_columns": ("evt",),
-                      "output.format": "root", "output.validation": False, "train.epochs": 2})
+                      "output.format": "root", "output.validation": False, "train.epochs": 2,
+                      "relative_to_jet": True})
   metrics = hgg.train_and_evaluate(config, str(tmp_path / "run"))
   assert metrics["n_sr_train"] == 512
   out, meta = io.read_root(str(tmp_path / "run" / "ganed_cr.root"))
   assert "gan_fake_pt" in out and "evt" in out and "ganjax_config" in meta
   assert len(out["evt"]) == 512
+  assert metrics["generated_relative_to"] == {"fake_eta": "jet_eta", "fake_phi": "jet_phi"}
+  assert np.all(np.abs(out["gan_fake_phi"]) <= np.pi)
   bad = _config(**{"data.source": str(tmp_path / "missing*.parquet")})
   with pytest.raises(hgg.BadInputError):
     hgg.train_and_evaluate(bad, str(tmp_path / "bad"))
