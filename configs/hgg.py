@@ -90,6 +90,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.metric.chunk = 32768          # objects generated per inner step (bounds memory)
   c.metric.n_train_events = 0     # training events for the train-set metric (0 = all)
   c.metric.test_samples = (1, 10, 100)
+  c.metric.history_samples = ()   # extra S whose validation -2lnL is also recorded each time (Fig. 2)
 
   c.output = ml_collections.ConfigDict()
   c.output.s2_bins = 40           # bins for the S^2 separation power of 1D distributions

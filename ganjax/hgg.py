@@ -86,6 +86,8 @@ def check_config(config) -> None:
                     f"(data.n_train = {config.data.n_train})")
   if min(config.data.n_train, config.data.n_val, config.data.n_test) < 1:
     problems.append("data.n_train, data.n_val and data.n_test must be >= 1")
+  if any(s < 1 for s in config.metric.history_samples):
+    problems.append(f"metric.history_samples must all be >= 1, got {tuple(config.metric.history_samples)}")
   if config.metric.chunk < 1:
     problems.append("metric.chunk must be >= 1")
   if config.output.format not in ("parquet", "root"):
@@ -358,7 +360,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   n_evals = -(-config.train.epochs // config.train.eval_every)
   nan = lambda: np.full(n_evals, np.nan)
   history = {"epoch": np.full(n_evals, -1, np.int32), "train_nll": nan(), "val_nll": nan(),
-             "loss_d": nan(), "loss_g": nan()}
+             "loss_d": nan(), "loss_g": nan(),
+             **{f"val_nll_S{s}": nan() for s in config.metric.history_samples}}
   best = {"val_nll": np.array(np.inf), "epoch": np.array(-1, np.int32)}
   ckpt = Checkpoints(workdir)
   like = {"state": state, "history": history, "best": best, "transforms": prep.transforms()}
@@ -393,6 +396,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         i = (epoch - 1) // config.train.eval_every
         history["epoch"][i] = epoch
         history["train_nll"][i], history["val_nll"][i] = train_nll, val_nll
+        for s_extra in config.metric.history_samples:  # Fig. 2: the same model, other S
+          history[f"val_nll_S{s_extra}"][i] = neg2_log_likelihood(
+              val_m, hist_fn(state.params_g, k_e, val_ev, jnp.arange(s_extra)))
         history["loss_d"][i], history["loss_g"][i] = losses[-1]
         for tag, v in (("nll/train", train_nll), ("nll/val", val_nll), ("loss/d", losses[-1, 0]),
                        ("loss/g", losses[-1, 1])):
