@@ -74,14 +74,26 @@ def evaluate(module, config, gen, test, floor_halves):
   out["ks_sum_test_size_matched"] = float(np.mean(sums))
   out["ks_sum_test_size_matched_std"] = float(np.std(sums))
   for n in ("iso1", "iso2"):
-    if n in gen:
+    if n in gen:  # the sharp edge: exact zeros, unphysical negatives, KS after clipping at 0
       out[f"{n}_zero_fraction"] = float(np.mean(gen[n] == 0))
+      out[f"{n}_negative_fraction"] = float(np.mean(gen[n] < 0))
+      out[f"{n}_ks_clipped_at_0"] = asg.ks_statistic(np.maximum(gen[n], 0.0), test[n])
+      out[f"{n}_zero_fraction_test"] = float(np.mean(test[n] == 0))
+  # Fig. 9: Pearson (as the paper) and Spearman rank correlations; the rank version is the one plotted,
+  # because a few generated events far in the iso / dxy tails dominate Pearson coefficients.
+  from scipy.stats import spearmanr
+
   feats = list(config.features)
-  c_g = np.corrcoef(np.stack([g[n] for n in feats]))
-  c_t = np.corrcoef(np.stack([t[n] for n in feats]))
-  out["corr_max_abs_diff"] = float(np.nanmax(np.abs(c_g - c_t)))
-  out["corr_mean_abs_diff"] = float(np.nanmean(np.abs(c_g - c_t)[~np.eye(len(feats), dtype=bool)]))
-  return out, (c_t, c_g)
+  off_diag = ~np.eye(len(feats), dtype=bool)
+  mats = {}
+  for kind, fn in (("pearson", lambda x: np.corrcoef(x)), ("spearman", lambda x: spearmanr(x, axis=1)[0])):
+    c_g, c_t = fn(np.stack([g[n] for n in feats])), fn(np.stack([t[n] for n in feats]))
+    out[f"corr_{kind}_max_abs_diff"] = float(np.nanmax(np.abs(c_g - c_t)[off_diag]))
+    out[f"corr_{kind}_mean_abs_diff"] = float(np.nanmean(np.abs(c_g - c_t)[off_diag]))
+    mats[kind] = (c_t, c_g)
+  out["corr_spearman_test"] = mats["spearman"][0]
+  out["corr_spearman_gen"] = mats["spearman"][1]
+  return out, mats["spearman"]
 
 
 def run(config, workdir: str, plots: bool = True) -> dict:
@@ -190,7 +202,8 @@ def run(config, workdir: str, plots: bool = True) -> dict:
   i_sel = min(on, key=lambda i: best_score[i])
   keys_summary = ("mll_mean_rel_dev", "mll_width_rel_dev", "mll_mean_rel_dev_in_window",
                   "mll_width_rel_dev_in_window", "fraction_in_window", "ks_sum_test_size_matched",
-                  "ks_sum_test_large_sample", "corr_max_abs_diff")
+                  "ks_sum_test_large_sample", "corr_pearson_max_abs_diff", "corr_spearman_max_abs_diff",
+                  "corr_spearman_mean_abs_diff")
   spread = {grp: {k: _summary([members[i][k] for i in idx]) for k in keys_summary}
             for grp, idx in (("regression_on", on), ("regression_off", off)) if idx}
   test_q = _quantities(module, test, ("mll",))["mll"]

@@ -46,7 +46,7 @@ def features(data: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray], name
     ax.set_yticks([])
   for ax in list(axes.flat)[n:]:
     ax.axis("off")
-  axes.flat[0].legend(fontsize=7)
+  axes.flat[0].legend(fontsize=7, title="end bins: overflow", title_fontsize=6)
   if title:
     fig.suptitle(title)
   fig.tight_layout()
@@ -54,8 +54,9 @@ def features(data: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray], name
   plt.close(fig)
 
 
-def correlations(c_data: np.ndarray, c_gen: np.ndarray, names: Sequence[str], path: str) -> None:
-  """Pairwise Pearson correlation matrices, data and generated, diagonal set to 0 (Fig. 9)."""
+def correlations(c_data: np.ndarray, c_gen: np.ndarray, names: Sequence[str], path: str,
+                 kind: str = "Spearman rank") -> None:
+  """Pairwise correlation matrices, data and generated, diagonal set to 0 (Fig. 9)."""
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
   for ax, c, t in zip(axes, (c_data, c_gen), ("data (test)", "GAN")):
     c = np.array(c)
@@ -63,7 +64,7 @@ def correlations(c_data: np.ndarray, c_gen: np.ndarray, names: Sequence[str], pa
     im = ax.imshow(c, vmin=-1, vmax=1, cmap="RdBu_r")
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_title(t)
+    ax.set_title(f"{t}: {kind} correlation")
   fig.colorbar(im, ax=axes, shrink=0.8)
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -83,14 +84,15 @@ def zpt_and_spike(data: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray],
   ax.legend(fontsize=8)
   if has_iso:
     ax = axes[0, 1]
-    edges = np.concatenate([[-0.05, 0.05], np.logspace(-1, np.log10(200), 40)])
+    edges = np.concatenate([[-0.15, -0.05, 0.05], np.logspace(-1, np.log10(200), 40)])
     for x, style in ((data["iso1"], dict(histtype="stepfilled", alpha=0.35, color="k")),
                      (gen["iso1"], dict(histtype="step", color="C3"))):
       w = np.full(len(x), 1.0 / len(x))
-      ax.hist(np.clip(x, -0.01, 200), edges, weights=w, **style)
+      x = np.where(x < 0, -0.1, np.where(x == 0, 0.0, np.clip(x, 0.1, 200)))
+      ax.hist(x, edges, weights=w, **style)
     ax.set_xscale("symlog", linthresh=0.1)
     ax.set_yscale("log")
-    ax.set_xlabel(r"iso$_1$ [GeV] (first bin: exactly 0)")
+    ax.set_xlabel(r"iso$_1$ [GeV] (bins: < 0, exactly 0, log-spaced > 0)")
     ax.set_ylabel("fraction of events")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
