@@ -184,3 +184,21 @@ def test_asinh_and_continuous_roundtrip():
   back = asg_features.decode(pre, asg_features.standardize(pre, u))
   np.testing.assert_allclose(np.asarray(back["a"]), cols["a"], rtol=1e-4, atol=1e-3)
   np.testing.assert_allclose(np.asarray(back["d"]), cols["d"], rtol=1e-3, atol=1e-7)
+
+
+def test_full_smear_charges_are_discrete_features():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "zcfg", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "zmumu.py"))
+  cfg = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(cfg)
+  config = cfg.get_config("full_smear")
+  f = zmumu.load(config)
+  assert len(f["Q1"]) == 10583 and set(np.unique(f["Q1"])) == {0.0, 1.0}
+  pre, raw = asg_features.fit(f, config.features, discrete=dict(config.discrete),
+                              zero_spike=tuple(config.zero_spike), asinh=dict(config.asinh))
+  j = config.features.index("Q1")
+  u = asg_features.augment(pre.param_D, pre.width_D, pre.kinds, jnp.asarray(raw), jax.random.PRNGKey(0))
+  q1 = np.asarray(asg_features.decode(pre, asg_features.standardize(pre, u))["Q1"])
+  # sigma = 0.15: floor(n + 1/2 + sigma z) != n with probability 2 Phi(-0.5 / 0.15) ~ 9e-4
+  assert pre.kinds[j] == "discrete" and np.mean(q1 != f["Q1"]) < 2e-3
