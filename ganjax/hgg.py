@@ -441,6 +441,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   ganed = ganed_table(prep.cr, np.stack([gen_phys[n] for n in gen_names], -1), gen_names,
                       region_params(config), config.data.preselection)
 
+  if config.dctr.enabled:
+    metrics_dctr = apply_dctr(config, prep, params_g, generate, ganed, k_apply)
   # Separation power S^2 (DCTR paper Eq. 15) of 1D distributions against the MC SR test set.
   s2 = {}
   for col in list(gen_names) + list(gjets.DIPHOTON_COLUMNS):
@@ -473,6 +475,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   else:
     io.write_parquet(os.path.join(workdir, "ganed_cr.parquet"), ganed, meta)
     io.write_parquet(os.path.join(workdir, "mc_sr_test.parquet"), prep.test, meta)
+  if config.dctr.enabled:
+    metrics["dctr"] = metrics_dctr
   if config.output.validation:
     # Physics validation (issue 3 / paper Sec. 3.2): the 15 observables of the slides, GANed CR vs MC SR.
     from ganjax import validation
@@ -495,6 +499,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         f"test -2lnL {test_nll}, S^2(fake pT) GANed CR vs MC SR {s2['fake_pt']['ganed_cr_vs_mc_sr']:.4f} "
         f"vs MC CR vs MC SR {s2['fake_pt']['mc_cr_vs_mc_sr']:.4f}; outputs in {workdir}", flush=True)
   return metrics
+
+
+def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key) -> dict:
+  """DCTR for the conditional generator: a classifier of MC SR training events (object + conditions) vs the
+  generator applied to the same events' conditions gives w = h/(1-h) ~ p_SR(obj|cond) / p_GAN(obj|cond);
+  the weights are applied to the GANed CR (column `dctr_weight`, in place) and the 15 observables are
+  compared with the MC SR test set before and after (S^2, dilution r; dctrgan paper Eq. 15, Sec. II B)."""
+  from ganjax import reweight, validation
+  from ganjax.metrics.dilution import observable_report
+
+  gen_names, cond_names = prep.gen_names, prep.cond_names
+  g_u = np.asarray(generate(params_g, jax.random.fold_in(key, 1), jnp.asarray(prep.cond(prep.train, 0))))
+  g_phys = evaluate.to_physical(np.asarray(prep.gen_qt.inverse(g_u.astype(np.float64))), prep.train, gen_names,
+                                prep.relative)
+  generated = {**{c: prep.train[c] for c in cond_names}, **g_phys}
+  cfg = reweight.default_config()
+  cfg.columns = list(gen_names) + list(cond_names)
+  for k in ("hidden", "n_epochs", "batch_size", "learning_rate", "clip", "calibrate"):
+    cfg[k] = config.dctr[k]
+  cfg.seed = config.seed
+  apply_to = {**{c: ganed[c] for c in cond_names}, **{c: ganed["gan_" + c] for c in gen_names}}
+  w, report = reweight.reweight(prep.train, generated, cfg, apply_to=apply_to)
+  ganed["dctr_weight"] = w.astype(np.float32)
+  ganed_view = {c: ganed.get("gan_" + c, ganed[c]) for c in validation.HGG_OBSERVABLES}
+  obs = observable_report({c: prep.test[c] for c in validation.HGG_OBSERVABLES}, ganed_view, w,
+                          validation.HGG_OBSERVABLES, n_bins=config.output.s2_bins)
+  return {"classifier": {k: v for k, v in report.items() if k != "history"}, **obs}
 
 
 def make_generate_fn(generator, latent_dim: int, chunk: int):

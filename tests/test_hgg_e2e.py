@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import hgg as hgg_config
-from ganjax import hgg, io, tblog
+from ganjax import hgg, io, tblog, validation
 from ganjax.data import gjets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,7 +147,7 @@ def test_flat_table_source_and_root_output(tmp_path):
   io.write_parquet(path, cols)
   config = _config(**{"data.source": path, "data.columns": "fake_pt=g2_pt", "data.extra_columns": ("evt",),
                       "output.format": "root", "output.validation": False, "train.epochs": 2,
-                      "relative_to_jet": True})
+                      "relative_to_jet": True, "dctr.enabled": True, "dctr.n_epochs": 2})
   metrics = hgg.train_and_evaluate(config, str(tmp_path / "run"))
   assert metrics["n_sr_train"] == 512
   out, meta = io.read_root(str(tmp_path / "run" / "ganed_cr.root"))
@@ -155,6 +155,11 @@ def test_flat_table_source_and_root_output(tmp_path):
   assert len(out["evt"]) == 512
   assert metrics["generated_relative_to"] == {"fake_eta": "jet_eta", "fake_phi": "jet_phi"}
   assert np.all(np.abs(out["gan_fake_phi"]) <= np.pi)
+  # DCTR: per-event weights on the GANed CR, normalised to its size, clipped at 5 before normalisation.
+  w = out["dctr_weight"]
+  assert np.all(w > 0) and np.isclose(w.mean(), 1.0, rtol=1e-4)
+  assert {"median_s2_ratio", "median_r_weighted", "n_eff"} <= set(metrics["dctr"]["summary"])
+  assert set(metrics["dctr"]["observables"]) == set(validation.HGG_OBSERVABLES)
   bad = _config(**{"data.source": str(tmp_path / "missing*.parquet")})
   with pytest.raises(hgg.BadInputError):
     hgg.train_and_evaluate(bad, str(tmp_path / "bad"))
