@@ -173,3 +173,12 @@ def test_cr_subset_keeps_events_whole(regions):
   rows = {tuple(r) for r in np.stack([cr[c] for c in gjets.ALL_COLUMNS], -1)}
   kept = np.stack([prep.cr[c] for c in gjets.ALL_COLUMNS], -1)
   assert len(kept) == 100 and all(tuple(r) in rows for r in kept)
+
+
+@pytest.mark.parametrize("strategy,n_cond", [("vanilla", 0), ("partial", 3), ("full", 9)])
+def test_strategies_prepare(regions, strategy, n_cond):
+  """Each conditioning strategy (Sec. 3.1) gives the model the right inputs; vanilla has none."""
+  sr, cr, _ = regions
+  prep = hgg.Prepared(_config(strategy=strategy), sr, cr)
+  assert prep.cond(prep.train, 0).shape == (512, n_cond)
+  assert prep.gen(prep.train).shape == (512, 4)

@@ -46,7 +46,8 @@ class QuantileTransform:
 
   def select(self, idx: Sequence[int]) -> "QuantileTransform":
     """The transform of a subset of features (in the given order)."""
-    return QuantileTransform(knots_DxQ=self.knots_DxQ[np.asarray(idx)], probs_Q=self.probs_Q)
+    return QuantileTransform(knots_DxQ=self.knots_DxQ[np.asarray(list(idx), dtype=np.int64)],
+                             probs_Q=self.probs_Q)
 
 
 def fit_quantile_transform(x_NxD: np.ndarray, n_quantiles: int = 1000) -> QuantileTransform:
