@@ -218,7 +218,11 @@ class Prepared:
     return np.asarray(self.gen_qt.forward(self._model_matrix(table, self.gen_names, 0)), np.float32)
 
   def transforms(self) -> dict:
-    return {"gen": self.gen_qt, "cond": self.cond_qt, "metric": self.metric_qt}
+    """The fitted transforms, as saved in every checkpoint (orbax cannot save the empty vanilla `cond`)."""
+    out = {"gen": self.gen_qt, "metric": self.metric_qt}
+    if self.cond_names:
+      out["cond"] = self.cond_qt
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -176,9 +176,14 @@ def test_cr_subset_keeps_events_whole(regions):
 
 
 @pytest.mark.parametrize("strategy,n_cond", [("vanilla", 0), ("partial", 3), ("full", 9)])
-def test_strategies_prepare(regions, strategy, n_cond):
+def test_strategies_prepare(tmp_path, regions, strategy, n_cond):
   """Each conditioning strategy (Sec. 3.1) gives the model the right inputs; vanilla has none."""
   sr, cr, _ = regions
   prep = hgg.Prepared(_config(strategy=strategy), sr, cr)
   assert prep.cond(prep.train, 0).shape == (512, n_cond)
   assert prep.gen(prep.train).shape == (512, 4)
+  ckpt = hgg.Checkpoints(str(tmp_path))
+  ckpt.save_best(1, {"transforms": prep.transforms()})
+  restored = ckpt.restore_best({"transforms": prep.transforms()})
+  np.testing.assert_array_equal(restored["transforms"]["gen"].knots_DxQ, prep.gen_qt.knots_DxQ)
+  ckpt.close()
