@@ -5,20 +5,12 @@ The physics figures (Fig. 5 fake pT, Fig. 6 corner, Fig. 7 matrices) are in ganj
 
 from __future__ import annotations
 
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-def _save(fig, path: str) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=110, bbox_inches="tight")
-  plt.close(fig)
-  os.replace(tmp, path)
+from ganjax.plots.style import save_figure as _save  # noqa: E402
 
 
 def metric_history(epochs, train, val, best_epoch: int, path: str) -> None:

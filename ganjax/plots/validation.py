@@ -8,13 +8,14 @@ is used when mplhep is installed, plain matplotlib otherwise.
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ganjax.plots.style import save_figure as _save  # noqa: E402
 import numpy as np  # noqa: E402
 
 _COLORS = {"sr": "k", "cr": "tab:blue", "ganed": "tab:red"}
@@ -27,14 +28,6 @@ def _style():
     return plt.style.context(mplhep.style.CMS)
   except ImportError:
     return contextlib.nullcontext()
-
-
-def _save(fig, path: str) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=110, bbox_inches="tight")
-  plt.close(fig)
-  os.replace(tmp, path)
 
 
 def hist_ratio(hist: Mapping, xlabel: str, path: str, sample_labels: Mapping[str, str],
