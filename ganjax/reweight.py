@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from ganjax.metrics.dilution import effective_sample_size
+from ganjax.metrics.dilution import as_weights, effective_sample_size
 from ganjax.models.classifier import MLPClassifier
 
 Table = Mapping[str, np.ndarray]
@@ -102,16 +102,8 @@ def _check_config(config: ml_collections.ConfigDict) -> list[str]:
 
 
 def _check_event_weights(w: np.ndarray | None, n: int, name: str) -> np.ndarray:
-  if w is None:
-    return np.ones(n, np.float32)
-  w = np.asarray(w, np.float64)
-  if w.shape != (n,):
-    raise ValueError(f"{name}: event weights have shape {w.shape}, expected ({n},)")
-  bad = int(np.sum(~np.isfinite(w) | (w < 0)))
-  if bad:
-    raise ValueError(f"{name}: {bad} of {n} event weights are negative or not finite")
-  if w.sum() <= 0:
-    raise ValueError(f"{name}: event weights sum to zero")
+  """Checked event weights normalised to mean 1 (float32)."""
+  w = as_weights(w, n, name, what="event weights")
   return (w / w.mean()).astype(np.float32)
 
 

@@ -20,30 +20,31 @@ import numpy as np
 from ganjax.metrics.separation import histogram_edges, separation_power
 
 
-def _as_weights(w: np.ndarray | None, n: int, name: str) -> np.ndarray:
+def as_weights(w: np.ndarray | None, n: int, name: str, what: str = "weights") -> np.ndarray:
+  """n float64 weights (ones for None); shape, sign, finiteness and a positive sum are checked by name."""
   if w is None:
     return np.ones(n, np.float64)
   w = np.asarray(w, np.float64)
   if w.shape != (n,):
-    raise ValueError(f"{name}: weights have shape {w.shape}, expected ({n},)")
-  if not np.all(np.isfinite(w)) or np.any(w < 0):
-    bad = int(np.sum(~np.isfinite(w) | (w < 0)))
-    raise ValueError(f"{name}: {bad} of {n} weights are negative or not finite")
+    raise ValueError(f"{name}: {what} have shape {w.shape}, expected ({n},)")
+  bad = int(np.sum(~np.isfinite(w) | (w < 0)))
+  if bad:
+    raise ValueError(f"{name}: {bad} of {n} {what} are negative or not finite")
   if w.sum() <= 0:
-    raise ValueError(f"{name}: weights sum to zero")
+    raise ValueError(f"{name}: {what} sum to zero")
   return w
 
 
 def effective_sample_size(w: np.ndarray) -> float:
   """N_eff = (sum w)^2 / sum w^2; equals N for constant weights, <= N always."""
-  w = _as_weights(w, len(np.atleast_1d(w)), "effective_sample_size")
+  w = as_weights(w, len(np.atleast_1d(w)), "effective_sample_size")
   return float(w.sum() ** 2 / np.sum(w * w))
 
 
 def mean_uncertainty(f: np.ndarray, w: np.ndarray | None = None) -> float:
   """Sampling estimate of the standard error of the weighted mean of f (Eqs. 6-8, see module doc)."""
   f = np.asarray(f, np.float64).ravel()
-  w = _as_weights(w, f.size, "mean_uncertainty")
+  w = as_weights(w, f.size, "mean_uncertainty")
   sw = w.sum()
   fbar = np.sum(w * f) / sw
   return float(np.sqrt(np.sum(w * w * (f - fbar) ** 2)) / sw)
@@ -61,7 +62,7 @@ def equal_precision_ratio(f_truth: np.ndarray, w_at_truth: np.ndarray) -> float:
   With the ideal W = p_T/p_G and weights normalised to sum N_G, r^2 -> (N_T / N_G) * this ratio.
   """
   f = np.asarray(f_truth, np.float64).ravel()
-  w = _as_weights(w_at_truth, f.size, "equal_precision_ratio")
+  w = as_weights(w_at_truth, f.size, "equal_precision_ratio")
   df2 = (f - f.mean()) ** 2
   return float(np.sum(w * df2) / np.sum(df2))
 
@@ -70,7 +71,7 @@ def weighted_histogram(x: np.ndarray, edges: np.ndarray, w: np.ndarray | None = 
                        ) -> tuple[np.ndarray, np.ndarray]:
   """(sum of weights, sqrt(sum of squared weights)) per bin; values outside go to the end bins."""
   x = np.clip(np.asarray(x, np.float64).ravel(), edges[0], edges[-1])
-  w = _as_weights(w, x.size, "weighted_histogram")
+  w = as_weights(w, x.size, "weighted_histogram")
   counts, _ = np.histogram(x, bins=edges, weights=w)
   sumw2, _ = np.histogram(x, bins=edges, weights=w * w)
   return counts, np.sqrt(sumw2)
@@ -106,7 +107,7 @@ def observable_report(truth: Mapping[str, np.ndarray], generated: Mapping[str, n
     if missing:
       raise ValueError(f"{name}: missing observable columns {missing}")
   n_gen = len(np.asarray(generated[observables[0]]))
-  w = _as_weights(weights, n_gen, "generated weights")
+  w = as_weights(weights, n_gen, "generated weights")
   per = {}
   for o in observables:
     xt = np.asarray(truth[o], np.float64)
