@@ -29,6 +29,7 @@ import optax
 
 from ganjax.data.toys import get_toy
 from ganjax.models.ganplify import DeepSetsDiscriminator, Generator
+from ganjax.progress import Progress
 
 State = dict[str, Any]
 
@@ -185,7 +186,8 @@ def train_ensemble(config, x_MxNxD, workdir: str, devices=None, log=print,
   `ens` (optional) reuses an already built (and compiled) Ensemble of the same config and size.
 
   Checkpoints: orbax CheckpointManager in workdir/checkpoints (step = epoch, the latest two kept);
-  per-segment ensemble loss summaries are appended to workdir/train_log.jsonl.
+  per-segment ensemble loss summaries are appended to workdir/train_log.jsonl and reported as a progress
+  line with ETA on stderr (ganjax.progress); `log` gets the other messages (resume).
   """
   import orbax.checkpoint as ocp
 
@@ -207,6 +209,7 @@ def train_ensemble(config, x_MxNxD, workdir: str, devices=None, log=print,
     state = mngr.restore(latest, args=ocp.args.StandardRestore(abstract))
     log(f"resumed from epoch {latest}")
   epoch, total, seg = int(latest or 0), int(config.train.epochs), int(config.train.epochs_per_segment)
+  bar = Progress(total, f"ganplify x{n_members}", unit="epoch", start=epoch)
   while epoch < total:
     n = min(seg, total - epoch)
     t0 = time.time()
@@ -223,7 +226,8 @@ def train_ensemble(config, x_MxNxD, workdir: str, devices=None, log=print,
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "train_log.jsonl"), "a") as f:
       f.write(json.dumps(summary) + "\n")
-    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    bar.update(n, **{k: v for k, v in summary.items() if k not in ("epoch", "seconds")})
+  bar.close()
   mngr.wait_until_finished()
   mngr.close()
   return state, ens
