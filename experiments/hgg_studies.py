@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ganjax import hgg, io  # noqa: E402
+from ganjax.progress import Progress  # noqa: E402
 
 _CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "hgg.py")
 _spec = importlib.util.spec_from_file_location("hgg_config", _CONFIG)
@@ -67,6 +68,7 @@ def run_study(study: str, preset: str, workdir: str, overrides: dict | None = No
   """Run every variant of a study; returns (and writes) the summary."""
   out_dir = os.path.join(workdir, study)
   summary = {"study": study, "preset": preset, "variants": {}}
+  bar = Progress(len(STUDIES[study]), f"study {study}", unit="variant")
   for name, changes in STUDIES[study]:
     config = hgg_config.get_config(preset)
     for k, v in {**changes, **(overrides or {})}.items():
@@ -84,6 +86,7 @@ def run_study(study: str, preset: str, workdir: str, overrides: dict | None = No
       entry[f"val_nll_S{s}"] = hist[f"val_nll_S{s}"]
       entry[f"fluctuation_S{s}"] = fluctuation(np.asarray(hist[f"val_nll_S{s}"]))
     summary["variants"][name] = entry
+    bar.update(1, variant=name, best_val_nll=float(m["best_val_nll"]))
   if study == "samples":
     e = next(iter(summary["variants"].values()))
     s_values = sorted(int(k.split("S")[-1]) for k in e if k.startswith("fluctuation_S"))
