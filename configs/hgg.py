@@ -84,6 +84,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.beta1 = 0.9             # first-moment decay of lamb/adam (DC-GAN practice: 0.5)
   c.train.label_noise = 0.15      # labels uniform in [0, eps] (fake) and [1-eps, 1] (real)
   c.train.eval_every = 1          # epochs per jitted segment; metric + checkpoint at each segment end
+  c.train.devices = 0             # data-parallel over this many devices (0 = all; the batch is split)
 
   c.metric = ml_collections.ConfigDict()
   c.metric.dims = ("fake_pt", "fake_eta", "fake_id", "ptgg_over_mgg")  # Eq. (2) binning, paper's choice

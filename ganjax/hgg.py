@@ -32,6 +32,7 @@ from ganjax.data.preprocess import QuantileTransform, dequantize, fit_quantile_t
 from ganjax.metrics.likelihood import neg2_log_likelihood
 from ganjax.metrics.separation import histogram_edges, separation_power
 from ganjax.models.dcgan import generator_flops_per_object
+from ganjax.parallel import data_mesh, replicate, shard_batch
 from ganjax.train import evaluate
 from ganjax.train.gan import GANState, make_train
 
@@ -90,6 +91,13 @@ def check_config(config) -> None:
     problems.append(f"metric.history_samples must all be >= 1, got {tuple(config.metric.history_samples)}")
   if config.metric.chunk < 1:
     problems.append("metric.chunk must be >= 1")
+  n_dev = config.train.devices or len(jax.devices())
+  if not 0 <= config.train.devices <= len(jax.devices()):
+    problems.append(f"train.devices = {config.train.devices}, but {len(jax.devices())} device(s) are available "
+                    "(0 = all)")
+  elif config.train.batch_size % n_dev or config.metric.chunk % n_dev:
+    problems.append(f"train.batch_size ({config.train.batch_size}) and metric.chunk ({config.metric.chunk}) "
+                    f"must be multiples of the {n_dev} devices the batch is split over (train.devices)")
   if config.output.format not in ("parquet", "root"):
     problems.append(f"output.format must be parquet or root, got {config.output.format!r}")
   gen = tuple(config.gen_features)
@@ -337,20 +345,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   gen_names, cond_names = prep.gen_names, prep.cond_names
   n_cond, n_out = len(cond_names), len(gen_names)
-  fns = make_train(config, n_cond=n_cond, n_out=n_out, n_train=config.data.n_train)
-  data = {"gen": jnp.asarray(prep.gen(prep.train)), "cond": jnp.asarray(prep.cond(prep.train, 0))}
+  mesh = data_mesh(config.train.devices)
+  fns = make_train(config, n_cond=n_cond, n_out=n_out, n_train=config.data.n_train, mesh=mesh)
+  data = replicate({"gen": prep.gen(prep.train).astype(np.float32),
+                    "cond": prep.cond(prep.train, 0).astype(np.float32)}, mesh)
 
   # Metric machinery: real-event histograms (fixed) and the jitted S-sample generated histogram.
   S, n_bins, chunk = config.metric.n_samples, config.metric.n_bins, config.metric.chunk
   aux_names = evaluate.aux_columns(prep.metric_dims, gen_names, prep.relative)
   hist_fn = jax.jit(evaluate.make_histogram_fn(fns.generator, config.model.latent_dim, gen_names,
                                                prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins, chunk,
-                                               prep.relative))
+                                               prep.relative, mesh))
 
   def eval_set(table, salt, n_max=0):
     if n_max and n_max < len(table[gen_names[0]]):
       table = {k: v[:n_max] for k, v in table.items()}
-    ev = evaluate.pad_events(prep.cond(table, salt), {a: table[a] for a in aux_names}, chunk)
+    ev = replicate(evaluate.pad_events(prep.cond(table, salt), {a: table[a] for a in aux_names}, chunk), mesh)
     m = evaluate.real_histogram(table, gen_names, prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins)
     return ev, m
 
@@ -360,7 +370,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   key = jax.random.PRNGKey(config.seed)
   k_init, k_train, k_eval, k_test, k_apply = jax.random.split(key, 5)
-  state = fns.init(k_init)
+  state = replicate(fns.init(k_init), mesh)
   n_evals = -(-config.train.epochs // config.train.eval_every)
   nan = lambda: np.full(n_evals, np.nan)
   history = {"epoch": np.full(n_evals, -1, np.int32), "train_nll": nan(), "val_nll": nan(),
@@ -437,7 +447,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   test_nll = {str(s): neg2_log_likelihood(test_m, hist_fn(params_g, k_test, test_ev, jnp.arange(s)))
               for s in config.metric.test_samples}
 
-  generate = jax.jit(make_generate_fn(fns.generator, config.model.latent_dim, chunk))
+  generate = jax.jit(make_generate_fn(fns.generator, config.model.latent_dim, chunk, mesh))
   cr_cond = prep.cond(prep.cr, 3)
   gen_u = np.asarray(generate(params_g, k_apply, jnp.asarray(cr_cond)))
   gen_phys = evaluate.to_physical(np.asarray(prep.gen_qt.inverse(gen_u.astype(np.float64))), prep.cr,
@@ -532,8 +542,9 @@ def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key) -> 
   return {"classifier": {k: v for k, v in report.items() if k != "history"}, **obs}
 
 
-def make_generate_fn(generator, latent_dim: int, chunk: int):
-  """generate(params_g, key, cond_NxC) -> object_NxO: one object per event, in fixed-size chunks."""
+def make_generate_fn(generator, latent_dim: int, chunk: int, mesh=None):
+  """generate(params_g, key, cond_NxC) -> object_NxO: one object per event, in fixed-size chunks (each
+  split over the devices of `mesh`)."""
 
   def generate(params_g, key, cond_NxC):
     n = cond_NxC.shape[0]
@@ -541,8 +552,8 @@ def make_generate_fn(generator, latent_dim: int, chunk: int):
     cond = jnp.pad(cond_NxC, ((0, n_chunks * chunk - n), (0, 0))).reshape(n_chunks, chunk, -1)
 
     def one(c):
-      z = jax.random.normal(jax.random.fold_in(key, c), (chunk, latent_dim))
-      return generator.apply(params_g, z, cond[c])
+      z = shard_batch(jax.random.normal(jax.random.fold_in(key, c), (chunk, latent_dim)), mesh)
+      return generator.apply(params_g, z, shard_batch(cond[c], mesh))
 
     return jax.lax.map(one, jnp.arange(n_chunks)).reshape(n_chunks * chunk, -1)[:n]
 

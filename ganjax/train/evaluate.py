@@ -18,6 +18,7 @@ import numpy as np
 from ganjax.data.gjets import DIPHOTON_COLUMNS, diphoton
 from ganjax.data.preprocess import QuantileTransform
 from ganjax.metrics import likelihood
+from ganjax.parallel import shard_batch
 
 PROMPT_AUX = ("pho_pt", "pho_eta", "pho_phi")
 
@@ -96,8 +97,9 @@ def metric_coordinates(gen_u_NxO, aux: dict, gen_features: Sequence[str], metric
 
 def make_histogram_fn(generator, latent_dim: int, gen_features: Sequence[str], metric_dims: Sequence[str],
                       gen_qt: QuantileTransform, metric_qt: QuantileTransform, n_bins: int,
-                      chunk: int, relative: dict | None = None) -> Callable:
-  """Returns hist(params_g, key, events, sample_ids) -> int32 counts over n_bins^K bins (jit it)."""
+                      chunk: int, relative: dict | None = None, mesh=None) -> Callable:
+  """Returns hist(params_g, key, events, sample_ids) -> int32 counts over n_bins^K bins (jit it).
+  With a `mesh`, every chunk of events is split over its devices (ganjax/parallel.py)."""
   gen_features = tuple(gen_features)
   metric_dims = tuple(metric_dims)
 
@@ -106,8 +108,8 @@ def make_histogram_fn(generator, latent_dim: int, gen_features: Sequence[str], m
     n_chunks = n_pad // chunk
 
     def one_chunk(counts, c, key_s):
-      sl = lambda a: jax.lax.dynamic_slice_in_dim(a, c * chunk, chunk)
-      z = jax.random.normal(jax.random.fold_in(key_s, c), (chunk, latent_dim))
+      sl = lambda a: shard_batch(jax.lax.dynamic_slice_in_dim(a, c * chunk, chunk), mesh)
+      z = shard_batch(jax.random.normal(jax.random.fold_in(key_s, c), (chunk, latent_dim)), mesh)
       g = generator.apply(params_g, z, sl(events.cond))
       u = metric_coordinates(g, {k: sl(v) for k, v in events.aux.items()}, gen_features, metric_dims,
                              gen_qt, metric_qt, relative)

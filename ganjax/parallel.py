@@ -1,0 +1,52 @@
+"""Data parallelism for the main job through JAX's own sharding (issue 7, Part 4).
+
+One mesh axis, "batch", over the devices. Parameters, optimiser state and the training table are
+replicated; inside the jitted step the batch (real objects, conditions, latents, labels) is constrained to
+be split along "batch", so XLA's SPMD partitioner gives every device its slice of the batch and all-reduces
+the gradients. The same constraint splits the event chunks of the S-sample metric and of the CR
+generation. With one device every constraint is a no-op, so the single-device program is unchanged.
+
+Multi-host: call `jax.distributed.initialize()` on every process before anything else; `jax.devices()` then
+lists the devices of all hosts, `data_mesh()` spans them, and `replicate` builds global arrays from the
+(identical, seeded) host copy of the table on each process (docs/scale_out.md).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+BATCH_AXIS = "batch"
+
+
+def data_mesh(n_devices: int = 0) -> Mesh:
+  """A 1D mesh named "batch" over the first `n_devices` devices (0 = all devices of all hosts)."""
+  devices = jax.devices()
+  if n_devices < 0 or n_devices > len(devices):
+    raise ValueError(f"train.devices = {n_devices}, but {len(devices)} device(s) are available "
+                     f"({devices[0].platform}); use 0 for all")
+  return Mesh(np.array(devices[: n_devices or len(devices)]), (BATCH_AXIS,))
+
+
+def replicate(tree, mesh: Mesh):
+  """Place every array leaf of `tree` whole on every device of `mesh` (works across hosts too); Python
+  scalars (static sizes) are left as they are."""
+  sharding = NamedSharding(mesh, PartitionSpec())
+
+  def put(x):
+    if isinstance(x, (int, float, bool)):
+      return x
+    x = np.asarray(x) if not isinstance(x, jax.Array) else x
+    if isinstance(x, jax.Array) and x.is_fully_addressable:
+      return jax.device_put(x, sharding)
+    return jax.make_array_from_callback(np.shape(x), sharding, lambda idx: np.asarray(x)[idx])
+
+  return jax.tree.map(put, tree)
+
+
+def shard_batch(x: jax.Array, mesh: Mesh | None) -> jax.Array:
+  """Inside jit: split the leading (batch/event) axis of `x` over the mesh; identity without a mesh."""
+  if mesh is None or mesh.size == 1:
+    return x
+  return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec(BATCH_AXIS)))
