@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +33,9 @@ from ganjax.metrics.likelihood import neg2_log_likelihood
 from ganjax.metrics.separation import histogram_edges, separation_power
 from ganjax.models.dcgan import generator_flops_per_object
 from ganjax.parallel import data_mesh, replicate, shard_batch
+from ganjax.progress import Progress
 from ganjax.train import evaluate
-from ganjax.train.gan import GANState, make_train
+from ganjax.train.gan import GANState, make_train, set_hyperparams
 
 STRATEGY_FEATURES = {
     "vanilla": (),
@@ -301,27 +302,26 @@ def _stop_requests():
       signal.signal(s, h)
 
 
-def _format_eta(seconds: float) -> str:
-  seconds = int(max(seconds, 0))
-  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 # ----------------------------------------------------------------------------------------------------
 # The run.
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       regions: tuple[dict, dict, str] | None = None,
-                       on_segment_end: Callable[[int], None] | None = None) -> dict:
-  """Run the main job into `workdir` (resuming if it holds a checkpoint); returns metrics.json's content.
+class RunSetup(NamedTuple):
+  """Everything a training run needs, built and checked before any compute (shared by the single run and
+  the vmapped members)."""
+  source: str
+  prep: "Prepared"
+  mesh: Any
+  fns: Any                 # ganjax.train.gan.TrainFns
+  data: dict               # {"gen", "cond"} of the SR training set, replicated over the mesh
+  hist_fn: Callable        # S-sample generated histogram (unjitted)
+  train_set: tuple         # (EvalEvents, real counts) for the metric on training events
+  val_set: tuple
+  test_set: tuple
 
-  regions: optional (SR table, CR table, description) to use instead of `config.data.source`.
-  on_segment_end: optional callback(epoch) after each segment's checkpoint (progress hooks, tests).
-  """
-  from ganjax import tblog
-  from ganjax.plots import hgg as plots
 
-  t_start = time.time()
+def setup_run(config, workdir: str, regions=None) -> RunSetup:
+  """Check the config and the input, write/compare workdir/config.json, preprocess, build the functions."""
   check_config(config)
   os.makedirs(workdir, exist_ok=True)
   config_path = os.path.join(workdir, "config.json")
@@ -344,18 +344,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   prep = Prepared(config, sr, cr)
 
   gen_names, cond_names = prep.gen_names, prep.cond_names
-  n_cond, n_out = len(cond_names), len(gen_names)
   mesh = data_mesh(config.train.devices)
-  fns = make_train(config, n_cond=n_cond, n_out=n_out, n_train=config.data.n_train, mesh=mesh)
+  fns = make_train(config, n_cond=len(cond_names), n_out=len(gen_names), n_train=config.data.n_train,
+                   mesh=mesh)
   data = replicate({"gen": prep.gen(prep.train).astype(np.float32),
                     "cond": prep.cond(prep.train, 0).astype(np.float32)}, mesh)
 
-  # Metric machinery: real-event histograms (fixed) and the jitted S-sample generated histogram.
-  S, n_bins, chunk = config.metric.n_samples, config.metric.n_bins, config.metric.chunk
+  # Metric machinery: real-event histograms (fixed) and the S-sample generated histogram.
+  n_bins, chunk = config.metric.n_bins, config.metric.chunk
   aux_names = evaluate.aux_columns(prep.metric_dims, gen_names, prep.relative)
-  hist_fn = jax.jit(evaluate.make_histogram_fn(fns.generator, config.model.latent_dim, gen_names,
-                                               prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins, chunk,
-                                               prep.relative, mesh))
+  hist_fn = evaluate.make_histogram_fn(fns.generator, config.model.latent_dim, gen_names, prep.metric_dims,
+                                       prep.gen_qt, prep.metric_qt, n_bins, chunk, prep.relative, mesh)
 
   def eval_set(table, salt, n_max=0):
     if n_max and n_max < len(table[gen_names[0]]):
@@ -364,9 +363,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     m = evaluate.real_histogram(table, gen_names, prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins)
     return ev, m
 
-  train_ev, train_m = eval_set(prep.train, 0, config.metric.n_train_events)
-  val_ev, val_m = eval_set(prep.val, 1)
-  test_ev, test_m = eval_set(prep.test, 2)
+  return RunSetup(source, prep, mesh, fns, data, hist_fn,
+                  train_set=eval_set(prep.train, 0, config.metric.n_train_events),
+                  val_set=eval_set(prep.val, 1), test_set=eval_set(prep.test, 2))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       regions: tuple[dict, dict, str] | None = None,
+                       on_segment_end: Callable[[int], None] | None = None) -> dict:
+  """Run the main job into `workdir` (resuming if it holds a checkpoint); returns metrics.json's content.
+
+  regions: optional (SR table, CR table, description) to use instead of `config.data.source`.
+  on_segment_end: optional callback(epoch) after each segment's checkpoint (progress hooks, tests).
+  """
+  from ganjax import tblog
+  from ganjax.plots import hgg as plots
+
+  t_start = time.time()
+  run = setup_run(config, workdir, regions)
+  source, prep, mesh, fns, data = run.source, run.prep, run.mesh, run.fns, run.data
+  gen_names, cond_names = prep.gen_names, prep.cond_names
+  n_cond = len(cond_names)
+  S, chunk = config.metric.n_samples, config.metric.chunk
+  hist_fn = jax.jit(run.hist_fn)
+  (train_ev, train_m), (val_ev, val_m), (test_ev, test_m) = run.train_set, run.val_set, run.test_set
 
   key = jax.random.PRNGKey(config.seed)
   k_init, k_train, k_eval, k_test, k_apply = jax.random.split(key, 5)
@@ -389,8 +409,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_segment = jax.jit(fns.train_segment, static_argnums=3)
   writer = tblog.SummaryWriter(os.path.join(workdir, "tb"))
   sample_ids = jnp.arange(S)
-  t_loop = time.time()
-  epoch0 = int(state.epoch)
+  bar = Progress(total=config.train.epochs, desc="ganjax", unit="epoch", start=int(state.epoch))
   try:
     with _stop_requests() as stop:
       while int(state.epoch) < config.train.epochs:
@@ -424,18 +443,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                  "transforms": prep.transforms()})
         ckpt.save_latest(epoch, {"state": state, "history": history, "best": best,
                                  "transforms": prep.transforms()})
-        done = epoch - epoch0
-        rate = (time.time() - t_loop) / max(done, 1)
-        print(f"[ganjax] epoch {epoch}/{config.train.epochs} | loss_d {losses[-1, 0]:.4f} "
-              f"loss_g {losses[-1, 1]:.4f} | -2lnL train {train_nll:.1f} val {val_nll:.1f} "
-              f"(best {float(best['val_nll']):.1f} @ {int(best['epoch'])}) | "
-              f"ETA {_format_eta(rate * (config.train.epochs - epoch))}", flush=True)
+        bar.update(n, loss_d=float(losses[-1, 0]), loss_g=float(losses[-1, 1]), train_nll=round(train_nll, 1),
+                   val_nll=round(val_nll, 1), best=f"{float(best['val_nll']):.1f}@{int(best['epoch'])}")
         if on_segment_end is not None:
           on_segment_end(epoch)
         if stop["stop"]:
           raise InterruptedError_(f"{stop['stop']} received: state saved at epoch {epoch}; rerun with "
                                   f"--workdir={workdir} to resume")
   finally:
+    bar.close()
     writer.close()
   t_train = time.time() - t_start
 
@@ -449,20 +465,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   generate = jax.jit(make_generate_fn(fns.generator, config.model.latent_dim, chunk, mesh))
   cr_cond = prep.cond(prep.cr, 3)
-  gen_u = np.asarray(generate(params_g, k_apply, jnp.asarray(cr_cond)))
-  gen_phys = evaluate.to_physical(np.asarray(prep.gen_qt.inverse(gen_u.astype(np.float64))), prep.cr,
-                                  gen_names, prep.relative)
-  ganed = ganed_table(prep.cr, np.stack([gen_phys[n] for n in gen_names], -1), gen_names,
-                      region_params(config), config.data.preselection)
+  ganed = ganed_cr(config, prep, np.asarray(generate(params_g, k_apply, jnp.asarray(cr_cond))))
 
   if config.dctr.enabled:
     metrics_dctr = apply_dctr(config, prep, params_g, generate, ganed, k_apply)
-  # Separation power S^2 (DCTR paper Eq. 15) of 1D distributions against the MC SR test set.
-  s2 = {}
-  for col in list(gen_names) + list(gjets.DIPHOTON_COLUMNS):
-    edges = histogram_edges(prep.test[col], config.output.s2_bins, (0.0, 0.995))
-    s2[col] = {"ganed_cr_vs_mc_sr": separation_power(ganed["gan_" + col], prep.test[col], edges),
-               "mc_cr_vs_mc_sr": separation_power(prep.cr[col], prep.test[col], edges)}
+  s2 = s2_table(config, prep, ganed)
   pass_sr = ganed["gan_pass_sr"].mean()
 
   ok = history["epoch"] >= 0
@@ -474,7 +481,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "n_sr_test": config.data.n_test, "n_cr": int(len(prep.cr[gen_names[0]])),
       "history": {k: v[ok].tolist() for k, v in history.items()},
       "best_epoch": int(best["epoch"]), "best_val_nll": float(best["val_nll"]),
-      "test_nll": test_nll, "metric_dims": list(prep.metric_dims), "metric_n_bins_total": n_bins ** len(prep.metric_dims),
+      "test_nll": test_nll, "metric_dims": list(prep.metric_dims),
+      "metric_n_bins_total": config.metric.n_bins ** len(prep.metric_dims),
       "s2": s2, "s2_fake_pt_ratio": s2["fake_pt"]["ganed_cr_vs_mc_sr"] / s2["fake_pt"]["mc_cr_vs_mc_sr"],
       "ganed_cr_pass_sr_fraction": float(pass_sr),
       "generator": {"params": n_params(params_g), **g_info},
@@ -513,6 +521,145 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         f"test -2lnL {test_nll}, S^2(fake pT) GANed CR vs MC SR {s2['fake_pt']['ganed_cr_vs_mc_sr']:.4f} "
         f"vs MC CR vs MC SR {s2['fake_pt']['mc_cr_vs_mc_sr']:.4f}; outputs in {workdir}", flush=True)
   return metrics
+
+
+def ganed_cr(config, prep: Prepared, gen_u_NxO: np.ndarray) -> dict:
+  """The GANed CR table from generated objects in the model's [-1, 1] coordinates."""
+  gen_names = prep.gen_names
+  gen_phys = evaluate.to_physical(np.asarray(prep.gen_qt.inverse(gen_u_NxO.astype(np.float64))), prep.cr,
+                                  gen_names, prep.relative)
+  return ganed_table(prep.cr, np.stack([gen_phys[n] for n in gen_names], -1), gen_names,
+                     region_params(config), config.data.preselection)
+
+
+def s2_table(config, prep: Prepared, ganed: dict) -> dict:
+  """Separation power S^2 (DCTR paper Eq. 15) of the generated and diphoton columns against the MC SR test
+  set: GANed CR next to MC CR."""
+  s2 = {}
+  for col in list(prep.gen_names) + list(gjets.DIPHOTON_COLUMNS):
+    edges = histogram_edges(prep.test[col], config.output.s2_bins, (0.0, 0.995))
+    s2[col] = {"ganed_cr_vs_mc_sr": separation_power(ganed["gan_" + col], prep.test[col], edges),
+               "mc_cr_vs_mc_sr": separation_power(prep.cr[col], prep.test[col], edges)}
+  return s2
+
+
+MEMBER_KEYS = ("seed", "train.label_noise", "train.learning_rate", "train.beta1")
+
+
+def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequence[dict],
+                  regions: tuple[dict, dict, str] | None = None) -> dict:
+  """Trainings that differ only in seed, label noise, learning rate or beta1, run as ONE vmapped program
+  (issue 3, Part 5): jit(vmap(train_segment)) over the stacked states, the S-sample metric vmapped over the
+  members' generators, each member's best generator kept by its own validation -2lnL. Resumable like a
+  single run (the stacked state is checkpointed at every segment end). Returns (and writes to
+  workdir/members.json) each member's history, best epoch/-2lnL, test -2lnL and S^2(fake pT) ratio.
+  members: e.g. [{"train.label_noise": 0.0}, {"train.label_noise": 0.15}]; unset keys take the config's value.
+  """
+  t_start = time.time()
+  for m in members:
+    unknown = set(m) - set(MEMBER_KEYS)
+    if unknown:
+      raise BadInputError(f"members may differ only in {MEMBER_KEYS} (same shapes); got {sorted(unknown)} - "
+                          "run those variants one after the other (experiments/hgg_studies.py)")
+    eps = m.get("train.label_noise", config.train.label_noise)
+    if not 0.0 <= eps < 0.5:
+      raise BadInputError(f"train.label_noise must be in [0, 0.5), got {eps}")
+  if config.train.optimizer == "sgd" and any("train.beta1" in m for m in members):
+    raise BadInputError("train.beta1 is not a hyperparameter of sgd")
+  if not members:
+    raise BadInputError("train_members needs at least one member")
+  n_members = len(members)
+  run = setup_run(config, workdir, regions)
+  prep, fns, data = run.prep, run.fns, run.data
+  (train_ev, train_m), (val_ev, val_m), (test_ev, test_m) = run.train_set, run.val_set, run.test_set
+  get = lambda key: np.array([m.get(key, config[key.split(".")[0]][key.split(".")[1]] if "." in key
+                                    else config[key]) for m in members])
+  seeds = get("seed").astype(np.uint32)
+  keys_Mx5 = jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 5))(jnp.asarray(seeds))
+  k_init, k_train, k_eval, k_test, k_apply = (keys_Mx5[:, i] for i in range(5))
+  hp = {"learning_rate": get("train.learning_rate"), "label_noise": get("train.label_noise")}
+  if config.train.optimizer != "sgd":
+    hp["beta1"] = get("train.beta1")
+  state = jax.jit(jax.vmap(lambda k, h: set_hyperparams(fns.init(k), **h)))(k_init, hp)
+  state = replicate(state, run.mesh)
+
+  n_evals = -(-config.train.epochs // config.train.eval_every)
+  history = {"epoch": np.full(n_evals, -1, np.int32), "train_nll": np.full((n_evals, n_members), np.nan),
+             "val_nll": np.full((n_evals, n_members), np.nan), "loss_d": np.full((n_evals, n_members), np.nan),
+             "loss_g": np.full((n_evals, n_members), np.nan)}
+  best = {"val_nll": np.full(n_members, np.inf), "epoch": np.full(n_members, -1, np.int32),
+          "diverged_at": np.full(n_members, -1, np.int32), "params_g": state.params_g}
+  ckpt = Checkpoints(workdir)
+  restored = ckpt.restore_latest({"state": state, "history": history, "best": best})
+  if restored is not None:
+    state = restored["state"]
+    history = {k: np.asarray(v) for k, v in restored["history"].items()}
+    best = {k: (v if k == "params_g" else np.asarray(v)) for k, v in restored["best"].items()}
+    print(f"[ganjax] resuming {workdir} at epoch {int(state.epoch[0])}", flush=True)
+
+  segment = jax.jit(lambda st, k, d, n: jax.vmap(lambda s_, k_: fns.train_segment(s_, k_, d, n))(st, k),
+                    static_argnums=3)
+  hist_M = jax.jit(jax.vmap(run.hist_fn, in_axes=(0, 0, None, None)))
+  sample_ids = jnp.arange(config.metric.n_samples)
+  nll_M = lambda real, counts_MxB: np.array([neg2_log_likelihood(real, c) for c in np.asarray(counts_MxB)])
+  bar = Progress(total=config.train.epochs, desc=f"ganjax x{n_members}", unit="epoch", start=int(state.epoch[0]))
+  try:
+    with _stop_requests() as stop:
+      while int(state.epoch[0]) < config.train.epochs:
+        n = min(config.train.eval_every, config.train.epochs - int(state.epoch[0]))
+        state, losses_MxNx2 = segment(state, k_train, data, n)
+        losses_MxNx2 = np.asarray(losses_MxNx2)
+        epoch = int(state.epoch[0])
+        k_e = jax.vmap(jax.random.fold_in, in_axes=(0, None))(k_eval, epoch)
+        train_nll = nll_M(train_m, hist_M(state.params_g, k_e, train_ev, sample_ids))
+        val_nll = nll_M(val_m, hist_M(state.params_g, k_e, val_ev, sample_ids))
+        # A diverged member is recorded and ignored from then on; the others go on (NaN-safe selection).
+        bad = ~np.isfinite(losses_MxNx2).all((-1, -2)) | ~np.isfinite(val_nll)
+        new_bad = bad & (best["diverged_at"] < 0)
+        best["diverged_at"][new_bad] = epoch
+        val_nll = np.where(best["diverged_at"] >= 0, np.nan, val_nll)
+        i = (epoch - 1) // config.train.eval_every
+        history["epoch"][i] = epoch
+        history["train_nll"][i], history["val_nll"][i] = train_nll, val_nll
+        history["loss_d"][i], history["loss_g"][i] = losses_MxNx2[:, -1, 0], losses_MxNx2[:, -1, 1]
+        improved = np.where(np.isfinite(val_nll), val_nll, np.inf) < best["val_nll"]
+        best["val_nll"] = np.where(improved, val_nll, best["val_nll"])
+        best["epoch"] = np.where(improved, epoch, best["epoch"]).astype(np.int32)
+        take = jnp.asarray(improved)
+        best["params_g"] = jax.tree.map(
+            lambda b, p: jnp.where(take.reshape((-1,) + (1,) * (p.ndim - 1)), p, b), best["params_g"],
+            state.params_g)
+        ckpt.save_latest(epoch, {"state": state, "history": history, "best": best})
+        bar.update(n, best_val_nll=" ".join(f"{v:.0f}" for v in best["val_nll"]))
+        if stop["stop"]:
+          raise InterruptedError_(f"{stop['stop']} received: state saved at epoch {epoch}; rerun with "
+                                  f"the same workdir ({workdir}) to resume")
+  finally:
+    bar.close()
+    ckpt.close()
+
+  params_g = best["params_g"]
+  test_nll = {str(s): nll_M(test_m, hist_M(params_g, k_test, test_ev, jnp.arange(s)))
+              for s in config.metric.test_samples}
+  generate = jax.jit(jax.vmap(make_generate_fn(fns.generator, config.model.latent_dim, config.metric.chunk,
+                                               run.mesh), in_axes=(0, 0, None)))
+  gen_u_MxNxO = np.asarray(generate(params_g, k_apply, jnp.asarray(prep.cond(prep.cr, 3))))
+  out = {"members": [], "n_members": n_members, "seconds": time.time() - t_start,
+         "devices": [str(d) for d in jax.devices()]}
+  ok = history["epoch"] >= 0
+  for j, m in enumerate(members):
+    s2 = s2_table(config, prep, ganed_cr(config, prep, gen_u_MxNxO[j]))["fake_pt"]
+    out["members"].append({
+        "overrides": dict(m), "seed": int(seeds[j]), "label_noise": float(hp["label_noise"][j]),
+        "learning_rate": float(hp["learning_rate"][j]),
+        "history": {"epoch": history["epoch"][ok].tolist(),
+                    **{k: history[k][ok, j].tolist() for k in ("train_nll", "val_nll", "loss_d", "loss_g")}},
+        "best_epoch": int(best["epoch"][j]), "best_val_nll": float(best["val_nll"][j]),
+        "diverged_at_epoch": int(best["diverged_at"][j]) if best["diverged_at"][j] >= 0 else None,
+        "test_nll": {s: float(v[j]) for s, v in test_nll.items()},
+        "s2_fake_pt_ratio": s2["ganed_cr_vs_mc_sr"] / s2["mc_cr_vs_mc_sr"]})
+  io.write_json(os.path.join(workdir, "members.json"), out)
+  return out
 
 
 def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key) -> dict:

@@ -187,3 +187,21 @@ def test_strategies_prepare(tmp_path, regions, strategy, n_cond):
   restored = ckpt.restore_best({"transforms": prep.transforms()})
   np.testing.assert_array_equal(restored["transforms"]["gen"].knots_DxQ, prep.gen_qt.knots_DxQ)
   ckpt.close()
+
+
+def test_vmapped_members_equal_runs_alone(tmp_path, straight_run, regions):
+  """Issue 3 Part 5: members differing in label noise (and seed) train as one vmapped program; the member
+  with the config's own hyperparameters reproduces the single run, the other one differs."""
+  _, straight = straight_run
+  out = hgg.train_members(_config(), str(tmp_path / "members"),
+                          [{"train.label_noise": 0.0, "seed": 1}, {}], regions=regions)
+  other, same = out["members"]
+  for k in ("loss_d", "loss_g", "train_nll", "val_nll"):
+    assert same["history"][k] == pytest.approx(straight["history"][k], rel=1e-4), k
+  assert same["test_nll"] == pytest.approx({s: v for s, v in straight["test_nll"].items()}, rel=1e-4)
+  assert same["s2_fake_pt_ratio"] == pytest.approx(straight["s2_fake_pt_ratio"], rel=1e-4)
+  assert other["label_noise"] == 0.0 and other["seed"] == 1
+  assert other["history"]["loss_d"] != pytest.approx(straight["history"]["loss_d"], rel=1e-4)
+  assert json.load(open(tmp_path / "members" / "members.json"))["n_members"] == 2
+  with pytest.raises(hgg.BadInputError, match="model.latent_dim"):
+    hgg.train_members(_config(), str(tmp_path / "bad"), [{"model.latent_dim": 8}], regions=regions)
