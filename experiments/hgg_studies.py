@@ -4,13 +4,19 @@
   python experiments/hgg_studies.py --study=strategies --preset=quick --workdir=runs/studies  # Fig. 3
   python experiments/hgg_studies.py --study=latent     --preset=quick --workdir=runs/studies  # Fig. 4
   python experiments/hgg_studies.py --study=optimizer  --preset=quick --workdir=runs/studies
-  python experiments/hgg_studies.py --study=label_noise --preset=quick --workdir=runs/studies
+  python experiments/hgg_studies.py --study=label_noise --preset=quick --workdir=runs/studies  # vmapped
+  python experiments/hgg_studies.py --study=learning_rate --preset=quick --workdir=runs/studies  # vmapped
+  python experiments/hgg_studies.py --study=seeds      --preset=quick --workdir=runs/studies  # vmapped
   python experiments/hgg_studies.py --study=batch_size --preset=quick --workdir=runs/studies
 
-`--preset` is a configs/hgg.py preset ("" = the paper's recipe, for a GPU). Each variant is one run of
-`ganjax.hgg.train_and_evaluate` in <workdir>/<study>/<variant> (resumable like any run); variants run one
-after the other. The study writes <workdir>/<study>/summary.json and a figure of the validation -2lnL
-histories. Device and runtime: the quick preset takes ~3-5 min per variant on a 2-core CPU.
+`--preset` is a configs/hgg.py preset ("" = the paper's recipe, for a GPU). Variants that change shapes
+(strategy, latent dimension, optimizer, batch size) are runs of `ganjax.hgg.train_and_evaluate` in
+<workdir>/<study>/<variant>, one after the other (each resumable). Variants that share shapes (label noise,
+learning rate, seeds) are the members of ONE vmapped program, `ganjax.hgg.train_members`, in
+<workdir>/<study>/members (add --sequential to run them one by one instead). The study writes
+<workdir>/<study>/summary.json and a figure of the validation -2lnL histories. Device and runtime: the
+quick preset takes ~3-5 min per variant on a 2-core CPU (a vmapped study about the same per member there:
+the CPU is compute bound; on a GPU the members run side by side).
 
 samples: one training; the validation metric is recorded with S = 1, 10 and 100 generations per event at
 every evaluation, each curve shifted by its mean over the last third of training (the paper shifts by the
@@ -46,8 +52,11 @@ STUDIES = {
     "optimizer": [(name, {"train.optimizer": name}) for name in ("sgd", "adam", "lamb")],
     "label_noise": [(f"eps{e:g}", {"train.label_noise": e}) for e in (0.0, 0.05, 0.15, 0.3)],
     "batch_size": [(f"batch{b}", {"train.batch_size": b}) for b in (64, 128, 256, 512)],
+    "learning_rate": [(f"lr{lr:g}", {"train.learning_rate": lr}) for lr in (3e-4, 1e-3, 3e-3)],
+    "seeds": [(f"seed{s}", {"seed": s}) for s in range(4)],
     "samples": [("S1-10-100", {"metric.history_samples": (1, 10, 100), "metric.n_samples": 10})],
 }
+VMAPPED = ("label_noise", "learning_rate", "seeds")  # members share every shape: one vmapped program
 
 
 def _override(config, key: str, value):
@@ -64,8 +73,34 @@ def fluctuation(values: np.ndarray, tail_fraction: float = 1 / 3) -> dict:
   return {"mean": float(np.mean(tail)), "std": float(np.std(tail, ddof=1)), "n": int(len(tail))}
 
 
-def run_study(study: str, preset: str, workdir: str, overrides: dict | None = None) -> dict:
+def run_vmapped(study: str, preset: str, workdir: str, overrides: dict | None = None) -> dict:
+  """A study whose variants differ only in seed / label noise / learning rate: one hgg.train_members run."""
+  out_dir = os.path.join(workdir, study)
+  config = hgg_config.get_config(preset)
+  for k, v in (overrides or {}).items():
+    _override(config, k, v)
+  t0 = time.time()
+  out = hgg.train_members(config, os.path.join(out_dir, "members"), [changes for _, changes in STUDIES[study]])
+  summary = {"study": study, "preset": preset, "vmapped": True, "seconds": time.time() - t0, "variants": {}}
+  for (name, _), m in zip(STUDIES[study], out["members"]):
+    hist = m["history"]
+    summary["variants"][name] = {
+        "epochs": hist["epoch"], "val_nll": hist["val_nll"], "train_nll": hist["train_nll"],
+        "best_epoch": m["best_epoch"], "best_val_nll": m["best_val_nll"], "final_val_nll": hist["val_nll"][-1],
+        "test_nll": m["test_nll"], "s2_fake_pt_ratio": m["s2_fake_pt_ratio"],
+        "diverged_at_epoch": m["diverged_at_epoch"], "seconds": out["seconds"] / len(out["members"])}
+  best = [e["best_val_nll"] for e in summary["variants"].values()]
+  summary["best_val_nll_mean"], summary["best_val_nll_std"] = float(np.mean(best)), float(np.std(best, ddof=1))
+  io.write_json(os.path.join(out_dir, "summary.json"), summary)
+  plot(summary, os.path.join(out_dir, f"{study}.png"))
+  return summary
+
+
+def run_study(study: str, preset: str, workdir: str, overrides: dict | None = None,
+              sequential: bool = False) -> dict:
   """Run every variant of a study; returns (and writes) the summary."""
+  if study in VMAPPED and not sequential:
+    return run_vmapped(study, preset, workdir, overrides)
   out_dir = os.path.join(workdir, study)
   summary = {"study": study, "preset": preset, "variants": {}}
   bar = Progress(len(STUDIES[study]), f"study {study}", unit="variant")
@@ -121,11 +156,14 @@ def main():
   p.add_argument("--study", choices=sorted(STUDIES), required=True)
   p.add_argument("--preset", default="quick")
   p.add_argument("--workdir", required=True)
+  p.add_argument("--sequential", action="store_true", help="run a vmappable study's variants one by one")
   a = p.parse_args()
-  s = run_study(a.study, a.preset, a.workdir)
+  s = run_study(a.study, a.preset, a.workdir, sequential=a.sequential)
   for name, e in s["variants"].items():
     print(f"{name}: best val -2lnL {e['best_val_nll']:.1f} @ {e['best_epoch']}, final {e['final_val_nll']:.1f}, "
           f"S2 ratio {e['s2_fake_pt_ratio']:.3f}, {e['seconds']:.0f} s")
+  if "best_val_nll_std" in s:
+    print(f"best val -2lnL over the members: {s['best_val_nll_mean']:.1f} +- {s['best_val_nll_std']:.1f} (std)")
   if s.get("std_ratio_S1_over_Smax") is not None:
     print(f"std of the late validation metric, S=1 over S=max: {s['std_ratio_S1_over_Smax']:.2f}")
 

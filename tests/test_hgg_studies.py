@@ -26,3 +26,13 @@ def test_samples_study_records_each_s(tmp_path):
   assert "std_ratio_S1_over_Smax" in s
   assert json.load(open(tmp_path / "samples" / "summary.json"))["study"] == "samples"
   assert os.path.exists(tmp_path / "samples" / "samples.png")
+
+
+def test_label_noise_study_is_one_vmapped_program(tmp_path):
+  s = studies.run_study("label_noise", "test", str(tmp_path), overrides={"output.validation": False})
+  assert s["vmapped"] and list(s["variants"]) == [name for name, _ in studies.STUDIES["label_noise"]]
+  members = json.load(open(tmp_path / "label_noise" / "members" / "members.json"))["members"]
+  assert [m["label_noise"] for m in members] == [0.0, 0.05, 0.15, 0.3]
+  for e in s["variants"].values():
+    assert len(e["val_nll"]) == 2 and np.isfinite(e["best_val_nll"])
+  assert os.path.exists(tmp_path / "label_noise" / "label_noise.png")
