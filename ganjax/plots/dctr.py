@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from ganjax.metrics.dilution import weighted_histogram  # noqa: E402
 from ganjax.metrics.separation import histogram_edges  # noqa: E402
+from ganjax.plots.style import hep_style, save_figure  # noqa: E402
 
 _STYLE = {"truth": dict(color="k", lw=1.5), "gan": dict(color="tab:red", lw=1.2, ls="--"),
           "dctr": dict(color="tab:blue", lw=1.2)}
@@ -20,10 +21,10 @@ _STYLE = {"truth": dict(color="k", lw=1.5), "gan": dict(color="tab:red", lw=1.2,
 
 def _save(fig, path: str) -> None:
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
+@hep_style()
 def plot_toy_densities(path: str, x_truth_NxD: np.ndarray, x_gen_MxD: np.ndarray, w_M: np.ndarray,
                        density_fn=None, bins: int = 100, title: str = "") -> None:
   """Fig. 1: truth | GAN | DCTR-weighted GAN densities (1D: overlaid with ratio panel; 2D: three maps)."""
@@ -71,6 +72,7 @@ def plot_toy_densities(path: str, x_truth_NxD: np.ndarray, x_gen_MxD: np.ndarray
   _save(fig, path)
 
 
+@hep_style()
 def plot_weights(path: str, weights: Mapping[str, np.ndarray], bins: int = 60) -> None:
   """Fig. 2 (top): histogram(s) of per-event weights, log-scaled counts."""
   fig, ax = plt.subplots(figsize=(5, 4))
@@ -85,6 +87,7 @@ def plot_weights(path: str, weights: Mapping[str, np.ndarray], bins: int = 60) -
   _save(fig, path)
 
 
+@hep_style()
 def plot_observables(path: str, truth: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray],
                      weights: np.ndarray, report: Mapping, n_bins: int = 50, ncols: int = 3) -> None:
   """Figs. 3-6: truth / GAN / DCTR-GAN histograms per observable, ratio panels, <S^2> and r in legends.
@@ -125,6 +128,7 @@ def plot_observables(path: str, truth: Mapping[str, np.ndarray], generated: Mapp
   _save(fig, path)
 
 
+@hep_style()
 def plot_summary(path: str, reports: Sequence[Mapping], labels: Sequence[str] | None = None) -> None:
   """Fig. 8: histograms over observables of <S^2> (GAN vs DCTR), of the S^2 ratio, and of r."""
   per = [m for rep in reports for m in rep["observables"].values()]

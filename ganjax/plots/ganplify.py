@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
+from ganjax.plots.style import draw_ratio, hep_style, ratio_axes, save_figure  # noqa: E402
+
 SAMPLE, GAN, FIT = "tab:blue", "tab:orange", "tab:green"
 
 
@@ -31,6 +33,7 @@ def _panel(ax, name: str, c: dict, amp: dict, n_train: int) -> None:
   ax.legend(fontsize=7)
 
 
+@hep_style()
 def plot_mse_curves(res: dict, path: str, names=None) -> None:
   """Quantile MSE vs number of sampled / GANned events with ensemble bands (Figs. 2, 4, 6, 7 left)."""
   names = list(names or res["curves"])
@@ -42,10 +45,10 @@ def plot_mse_curves(res: dict, path: str, names=None) -> None:
   for ax in list(axes.flat)[len(names):]:
     ax.set_visible(False)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path, dpi=120)
 
 
+@hep_style()
 def plot_deviation_maps(m: dict, path: str) -> None:
   """Relative deviation from 1/N_bins per 2D quantile: training sample vs GANned events (Fig. 5)."""
   shape = m["shape"]
@@ -54,10 +57,10 @@ def plot_deviation_maps(m: dict, path: str) -> None:
     im = ax.imshow(np.reshape(m[key], shape), origin="lower", cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set(xlabel=f"{m['coords'][1]} quantile", ylabel=f"{m['coords'][0]} quantile", title=title)
   fig.colorbar(im, ax=axes, label="relative deviation")
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path, dpi=120)
 
 
+@hep_style()
 def plot_amplification_vs_quantiles(res: dict, path: str, prefix: str = "5d_") -> None:
   """Amplification factor vs number of multi-dimensional quantiles, with band (Fig. 7 right)."""
   names = [n for n in res["amplification"] if n.startswith(prefix)]
@@ -71,26 +74,33 @@ def plot_amplification_vs_quantiles(res: dict, path: str, prefix: str = "5d_") -
   ax.set(xscale="log", xlabel="number of quantiles", ylabel="amplification factor",
          title=f"N_gen = {a[0]['n_gen'] if a else 0}")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path, dpi=120)
 
 
+@hep_style()
 def plot_camel(c: dict, path: str) -> None:
-  """Truth, one training sample, its fit and a high-statistics GAN sample (Fig. 1)."""
+  """Truth, one training sample, its fit and a high-statistics GAN sample (Fig. 1); below, each over the
+  truth (binned samples over the truth's bin-averaged density, the fit over the truth density)."""
   x = np.linspace(-9, 9, 400)
-  fig, ax = plt.subplots(figsize=(5, 3.6))
-  ax.plot(x, 0.5 * (norm.pdf(x, -4, 1) + norm.pdf(x, 4, 1)), color="k", label="truth")
+  truth_pdf = lambda v: 0.5 * (norm.pdf(v, -4, 1) + norm.pdf(v, 4, 1))  # noqa: E731
   bins = np.linspace(-9, 9, 41)
-  ax.hist(c["train"], bins, density=True, histtype="step", color=SAMPLE, label=f"{len(c['train'])} samples")
-  ax.hist(c["gan"], bins, density=True, histtype="step", color=GAN, label=f"GAN ({len(c['gan'])})")
+  truth_binned = 0.5 * np.diff(norm.cdf(bins, -4, 1) + norm.cdf(bins, 4, 1)) / np.diff(bins)
+  fig = plt.figure(figsize=(5, 4.6))
+  ax, rax = ratio_axes(fig, None)
+  ax.plot(x, truth_pdf(x), color="k", label="truth")
+  for key, col, lab in (("train", SAMPLE, f"{len(c['train'])} samples"), ("gan", GAN, f"GAN ({len(c['gan'])})")):
+    h = np.histogram(c[key], bins, density=True)[0]
+    ax.stairs(h, bins, color=col, label=lab)
+    draw_ratio(rax, bins, h, truth_binned, ylabel="/ truth", ylim=(0, 2), color=col)
   if "fit_params" in c:
     mu1, s1, mu2, s2, f = c["fit_params"]
-    ax.plot(x, f * norm.pdf(x, mu1, s1) + (1 - f) * norm.pdf(x, mu2, s2), color=FIT, label="fit")
-  ax.set(xlabel="x", ylabel="density")
+    fit = f * norm.pdf(x, mu1, s1) + (1 - f) * norm.pdf(x, mu2, s2)
+    ax.plot(x, fit, color=FIT, label="fit")
+    rax.plot(x, fit / truth_pdf(x), color=FIT)
+  ax.set(ylabel="density")
+  rax.set(xlabel="x")
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save_figure(fig, path, dpi=120)
 
 
 def plot_all(res: dict, workdir: str) -> list[str]:

@@ -10,9 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ganjax.plots.style import save_figure as _save  # noqa: E402
+from ganjax.plots.style import hep_style, save_figure as _save  # noqa: E402
 
 
+@hep_style()
 def metric_history(epochs, train, val, best_epoch: int, path: str) -> None:
   """-2 ln Lambda on the training and validation sets versus epoch (Fig. 2-3 style)."""
   fig, ax = plt.subplots(figsize=(6, 4))

@@ -1,13 +1,12 @@
 """Figures of the validation report (hgg paper): 1D histograms with ratio panels (Fig. 5), corner plot with
 25/50/75% contours (Fig. 6), distance-correlation matrices side by side (Fig. 7), sqrt(chi2_ij) matrices.
 
-Every function draws from the binned, JSON-ready output of ganjax.validation.validate. mplhep's CMS style
-is used when mplhep is installed, plain matplotlib otherwise.
+Every function draws from the binned, JSON-ready output of ganjax.validation.validate, in
+ganjax.plots.style.hep_style (mplhep's CMS style when mplhep is installed, plain matplotlib otherwise).
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Mapping, Sequence
 
 import matplotlib
@@ -15,19 +14,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ganjax.plots.style import save_figure as _save  # noqa: E402
+from ganjax.plots.style import hep_style, save_figure as _save  # noqa: E402
 import numpy as np  # noqa: E402
 
 _COLORS = {"sr": "k", "cr": "tab:blue", "ganed": "tab:red"}
 _CONTOUR_FRACTIONS = (0.25, 0.5, 0.75)
-
-
-def _style():
-  try:
-    import mplhep
-    return plt.style.context(mplhep.style.CMS)
-  except ImportError:
-    return contextlib.nullcontext()
 
 
 def hist_ratio(hist: Mapping, xlabel: str, path: str, sample_labels: Mapping[str, str],
@@ -42,7 +33,7 @@ def hist_ratio(hist: Mapping, xlabel: str, path: str, sample_labels: Mapping[str
     c, w2 = np.asarray(hist[k]["counts"], float), np.asarray(hist[k]["sumw2"], float)
     dens[k] = c / (c.sum() * width)
     errs[k] = np.sqrt(w2) / (c.sum() * width)
-  with _style():
+  with hep_style():
     fig, (ax, rax) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True,
                                   gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
     for k in ("sr", "cr", "ganed"):
@@ -83,7 +74,7 @@ def corner(data: Mapping, labels: Mapping[str, str], path: str, ref_label: str =
   names = data["names"]
   d = len(names)
   edges = {k: np.asarray(v) for k, v in data["edges"].items()}
-  with _style():
+  with hep_style():
     fig, axes = plt.subplots(d, d, figsize=(2.4 * d, 2.4 * d), squeeze=False)
     for i, a in enumerate(names):
       for j, b in enumerate(names):
@@ -128,7 +119,7 @@ def matrices(mats: Mapping[str, Sequence[Sequence[float]]], labels: Sequence[str
   symmetric, so only the lower triangle and the diagonal are drawn and annotated."""
   n = len(mats)
   d = len(labels)
-  with _style():
+  with hep_style():
     fig, axes = plt.subplots(1, n, figsize=(0.55 * d * n + 1.5, 0.55 * d + 1.2), squeeze=False)
     for ax, (name, m) in zip(axes[0], mats.items()):
       m = np.asarray(m, float)
@@ -150,7 +141,7 @@ def sqrt_chi2_matrices(chis: Mapping[str, Mapping], labels: Sequence[str], path:
   the title. chis[name]: a dcor_chi result."""
   n = len(chis)
   d = len(labels)
-  with _style():
+  with hep_style():
     fig, axes = plt.subplots(1, n, figsize=(0.55 * d * n + 1.5, 0.55 * d + 1.2), squeeze=False)
     for ax, (name, r) in zip(axes[0], chis.items()):
       m = np.asarray([[np.inf if v is None else v for v in row] for row in r["sqrt_chi2"]], float)

@@ -1,4 +1,7 @@
-"""Figures of the analysis-specific GAN on Z -> mu mu (paper: analysis-specific-gan, Figs. 4, 5, 8, 9, 10)."""
+"""Figures of the analysis-specific GAN on Z -> mu mu (paper: analysis-specific-gan, Figs. 4, 5, 8, 9, 10).
+
+Distributions are drawn against the held-out data with a GAN / data ratio panel below each (grey band:
+the data's statistical uncertainty), in ganjax.plots.style.hep_style."""
 
 from __future__ import annotations
 
@@ -10,9 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ganjax.plots.style import draw_ratio, hep_style, ratio_axes, save_figure  # noqa: E402
+
 LABELS = {"mll": r"$M_{\mu\mu}$ [GeV]", "ptll": r"$p_T^{\mu\mu}$ [GeV]", "dphi": r"$\Delta\phi$",
           "pt1": r"$p_T^{\mu1}$ [GeV]", "pt2": r"$p_T^{\mu2}$ [GeV]", "eta1": r"$\eta^{\mu1}$",
           "eta2": r"$\eta^{\mu2}$"}
+GAN_COLOR = "tab:red"
 
 
 def _edges(ref: np.ndarray, n: int = 50) -> np.ndarray:
@@ -22,14 +28,31 @@ def _edges(ref: np.ndarray, n: int = 50) -> np.ndarray:
   return np.linspace(lo, hi, n + 1)
 
 
+def _hist_and_ratio(ax, rax, ref, gen, edges, weights_scale: bool = False) -> None:
+  """data (filled) and GAN (line) on ax, normalised to densities (or to fractions with weights_scale);
+  GAN / data with the data's statistical band on rax."""
+  norm = (lambda c, x: c / len(x)) if weights_scale else (lambda c, x: c / (len(x) * np.diff(edges)))
+  c_ref = np.histogram(ref, edges)[0].astype(float)
+  h_ref, e_ref = norm(c_ref, ref), norm(np.sqrt(c_ref), ref)
+  h_gen = norm(np.histogram(gen, edges)[0].astype(float), gen)
+  ax.stairs(h_ref, edges, fill=True, alpha=0.35, color="k", label="data (test)")
+  ax.stairs(h_gen, edges, color=GAN_COLOR, label="GAN")
+  draw_ratio(rax, edges, h_gen, h_ref, ylabel="GAN / data", den_err=e_ref, color=GAN_COLOR)
+
+
+@hep_style()
 def features(data: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray], names: Sequence[str],
              path: str, title: str = "") -> None:
-  """Normalised histograms, data vs generated, one panel per quantity (Figs. 5-8)."""
+  """Normalised histograms, data vs generated, one panel per quantity with its ratio panel (Figs. 5-8)."""
   n = len(names)
   cols = min(4, n)
   rows = -(-n // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.8 * rows), squeeze=False)
-  for ax, name in zip(axes.flat, names):
+  fig = plt.figure(figsize=(3.3 * cols, 3.6 * rows))
+  grid = fig.add_gridspec(rows, cols, hspace=0.35, wspace=0.25)
+  first = None
+  for i, name in enumerate(names):
+    ax, rax = ratio_axes(fig, grid[divmod(i, cols)])
+    first = first or ax
     ref = np.asarray(data[name])
     if name.startswith("iso"):
       edges = np.concatenate([[-0.5, 0.0], np.logspace(np.log10(0.1), np.log10(max(ref.max(), 1.0)), 30)])
@@ -38,22 +61,18 @@ def features(data: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray], name
       edges = np.linspace(-0.15, 0.15, 51)
     else:
       edges = _edges(ref)
-    ax.hist(np.clip(ref, edges[0], edges[-1]), edges, density=True, histtype="stepfilled", alpha=0.35,
-            color="k", label="data (test)")
-    ax.hist(np.clip(np.asarray(gen[name]), edges[0], edges[-1]), edges, density=True, histtype="step",
-            color="C3", label="GAN")
-    ax.set_xlabel(LABELS.get(name, name))
+    _hist_and_ratio(ax, rax, np.clip(ref, edges[0], edges[-1]),
+                    np.clip(np.asarray(gen[name]), edges[0], edges[-1]), edges)
+    rax.set_xlabel(LABELS.get(name, name))
+    rax.set_ylabel("GAN / data" if i % cols == 0 else "")
     ax.set_yticks([])
-  for ax in list(axes.flat)[n:]:
-    ax.axis("off")
-  axes.flat[0].legend(fontsize=7, title="end bins: overflow", title_fontsize=6)
+  first.legend(fontsize=7, title="end bins: overflow", title_fontsize=6)
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
+@hep_style()
 def correlations(c_data: np.ndarray, c_gen: np.ndarray, names: Sequence[str], path: str,
                  kind: str = "Spearman rank") -> None:
   """Pairwise correlation matrices, data and generated, diagonal set to 0 (Fig. 9)."""
@@ -66,39 +85,36 @@ def correlations(c_data: np.ndarray, c_gen: np.ndarray, names: Sequence[str], pa
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_title(f"{t}: {kind} correlation")
   fig.colorbar(im, ax=axes, shrink=0.8)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
+@hep_style()
 def zpt_and_spike(data: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray], path: str) -> None:
-  """Z pT (Fig. 10 left) and, when present, the isolation spike at 0 on a log scale (the sharp edge)."""
+  """Z pT (Fig. 10 left) and, when present, the isolation spike at 0 on a log scale (the sharp edge),
+  each with its GAN / data ratio panel."""
   has_iso = "iso1" in data
-  fig, axes = plt.subplots(1, 2 if has_iso else 1, figsize=(9 if has_iso else 4.5, 3.5), squeeze=False)
+  fig = plt.figure(figsize=(9 if has_iso else 4.5, 4.4))
+  grid = fig.add_gridspec(1, 2 if has_iso else 1, wspace=0.3)
+  ax, rax = ratio_axes(fig, grid[0, 0])
   edges = np.linspace(0, 100, 51)
-  ax = axes[0, 0]
-  ax.hist(np.clip(data["ptll"], 0, 100), edges, density=True, histtype="stepfilled", alpha=0.35, color="k",
-          label="data (test)")
-  ax.hist(np.clip(gen["ptll"], 0, 100), edges, density=True, histtype="step", color="C3", label="GAN")
-  ax.set_xlabel(LABELS["ptll"])
+  _hist_and_ratio(ax, rax, np.clip(data["ptll"], 0, 100), np.clip(gen["ptll"], 0, 100), edges)
+  rax.set_xlabel(LABELS["ptll"])
   ax.set_yscale("log")
   ax.legend(fontsize=8)
   if has_iso:
-    ax = axes[0, 1]
+    ax, rax = ratio_axes(fig, grid[0, 1])
     edges = np.concatenate([[-0.15, -0.05, 0.05], np.logspace(-1, np.log10(200), 40)])
-    for x, style in ((data["iso1"], dict(histtype="stepfilled", alpha=0.35, color="k")),
-                     (gen["iso1"], dict(histtype="step", color="C3"))):
-      w = np.full(len(x), 1.0 / len(x))
-      x = np.where(x < 0, -0.1, np.where(x == 0, 0.0, np.clip(x, 0.1, 200)))
-      ax.hist(x, edges, weights=w, **style)
+    binned = lambda x: np.where(x < 0, -0.1, np.where(x == 0, 0.0, np.clip(x, 0.1, 200)))  # noqa: E731
+    _hist_and_ratio(ax, rax, binned(np.asarray(data["iso1"])), binned(np.asarray(gen["iso1"])), edges,
+                    weights_scale=True)
     ax.set_xscale("symlog", linthresh=0.1)
     ax.set_yscale("log")
-    ax.set_xlabel(r"iso$_1$ [GeV] (bins: < 0, exactly 0, log-spaced > 0)")
+    rax.set_xlabel(r"iso$_1$ [GeV] (bins: < 0, exactly 0, log-spaced > 0)")
     ax.set_ylabel("fraction of events")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
+@hep_style()
 def history(hist: Mapping[str, list], reg_on: np.ndarray, regression: Sequence[str], path: str) -> None:
   """Training history per member: losses, batch mean / width of the regression quantity, KS sum (Fig. 4)."""
   steps = np.asarray(hist["step"])
@@ -119,5 +135,4 @@ def history(hist: Mapping[str, list], reg_on: np.ndarray, regression: Sequence[s
   for ax in axes:
     ax.set_xlabel("step")
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path)
