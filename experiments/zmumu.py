@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganjax import io
+from ganjax.progress import Progress
 from ganjax.train import asg
 
 
@@ -129,6 +130,7 @@ def run(config, workdir: str, plots: bool = True) -> dict:
           "neg2lnl": [np.full(n_mem, np.inf), np.zeros(n_mem, int), None]}
   n_seg = config.n_steps // config.segment_steps
   t_train = time.time()
+  bar = Progress(n_seg * config.segment_steps, f"zmumu x{n_mem}", unit="step")
   for s in range(n_seg):
     state, snaps, hist = segment(state, data)
     n_snap = config.segment_steps // config.snapshot_every
@@ -154,8 +156,9 @@ def run(config, workdir: str, plots: bool = True) -> dict:
       b[0] = np.where(improved, sc[np.arange(n_mem), j_best], b[0])
       b[1] = np.where(improved, steps[j_best], b[1])
     best_score, best_step, best_params = best["ks"]
-    print(f"segment {s + 1}/{n_seg}: step {steps[-1]}, best val KS sum per member "
-          f"{np.round(best_score, 4).tolist()} at steps {best_step.tolist()}", flush=True)
+    bar.update(config.segment_steps, best_val_ks_sum=np.round(best_score, 4).tolist(),
+               at_step=best_step.tolist())
+  bar.close()
   jax.block_until_ready(state)
   train_seconds = time.time() - t_train
 
