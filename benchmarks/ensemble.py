@@ -34,6 +34,17 @@ from ganjax.data import toys  # noqa: E402
 from ganjax.train import ganplify as gtrain  # noqa: E402
 
 
+def bench_config(width: int = 256, depth: int = 7, noise: int = 1000):
+  """configs/ganplify.py:1d (the paper's 1D setup) with G and D of the given width / depth / noise inputs."""
+  c = gconfig.get_config("1d")
+  c.model.g_width = c.model.d_width = width
+  c.model.g_depth = c.model.d_depth = depth
+  c.model.n_noise = noise
+  if width != 256:
+    c.model.embed = (width, width, 32)
+  return c
+
+
 def model_cost(c) -> dict:
   """Analytic parameter counts, FLOPs and fp32 bytes per member-step (see module docstring)."""
   m, d, n = c.model, 1, c.train.batch_size
@@ -72,11 +83,14 @@ def _timeit(f) -> float:
   return time.perf_counter() - t0
 
 
-def bench_vmapped(c, n_members: int, n_epochs: int, reps: int) -> dict:
-  """AOT-compile the ensemble segment, then time `reps` segments of n_epochs epochs."""
+def bench_vmapped(c, n_members: int, n_epochs: int, reps: int, devices=None) -> dict:
+  """AOT-compile the ensemble segment, then time `reps` segments of n_epochs epochs.
+
+  devices: where to shard the member axis (default: all local devices if they divide n_members, else one).
+  """
   c.n_members = n_members
-  n_dev = jax.local_device_count()
-  devices = None if n_members % n_dev == 0 else jax.local_devices()[:1]
+  if devices is None:
+    devices = None if n_members % jax.local_device_count() == 0 else jax.local_devices()[:1]
   ens = gtrain.make_ensemble(c, n_members, devices=devices)
   x = jax.device_put(toys.training_samples(toys.get_toy(c.toy), jax.random.PRNGKey(1), n_members, c.n_train),
                      ens.sharding)
@@ -94,7 +108,7 @@ def bench_vmapped(c, n_members: int, n_epochs: int, reps: int) -> dict:
   dt = time.perf_counter() - t0
   steps = reps * n_epochs * ens.trainer.steps_per_epoch
   return {"members": n_members, "compile_s": t_compile, "run_s": dt, "member_steps": n_members * steps,
-          "member_steps_per_s": n_members * steps / dt}
+          "member_steps_per_s": n_members * steps / dt, "devices": int(ens.sharding.mesh.devices.size)}
 
 
 def bench_naive(c, n_members: int, n_epochs: int) -> dict:
@@ -133,12 +147,7 @@ def main():
   ap.add_argument("--json", default="", help="append results as JSON lines to this file")
   args = ap.parse_args()
 
-  c = gconfig.get_config("1d")
-  c.model.g_width = c.model.d_width = args.width
-  c.model.g_depth = c.model.d_depth = args.depth
-  c.model.n_noise = args.noise
-  if args.width != 256:
-    c.model.embed = (args.width, args.width, 32)
+  c = bench_config(args.width, args.depth, args.noise)
   cost = model_cost(c)
   rates = device_rates()
   floor_s = max(cost["flops"] / rates["matmul_flops"], cost["bytes"] / rates["bandwidth"])
