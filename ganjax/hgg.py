@@ -32,7 +32,7 @@ from ganjax.data.preprocess import QuantileTransform, dequantize, fit_quantile_t
 from ganjax.metrics.likelihood import neg2_log_likelihood
 from ganjax.metrics.separation import histogram_edges, separation_power
 from ganjax.models.dcgan import generator_flops_per_object
-from ganjax.parallel import data_mesh, replicate, shard_batch
+from ganjax.parallel import data_mesh, replicate, replicated, shard_batch
 from ganjax.progress import Progress
 from ganjax.train import evaluate
 from ganjax.train.gan import GANState, make_train, set_hyperparams
@@ -385,12 +385,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   gen_names, cond_names = prep.gen_names, prep.cond_names
   n_cond = len(cond_names)
   S, chunk = config.metric.n_samples, config.metric.chunk
-  hist_fn = jax.jit(run.hist_fn)
+  hist_fn = jax.jit(run.hist_fn, out_shardings=replicated(mesh))
   (train_ev, train_m), (val_ev, val_m), (test_ev, test_m) = run.train_set, run.val_set, run.test_set
 
   key = jax.random.PRNGKey(config.seed)
-  k_init, k_train, k_eval, k_test, k_apply = jax.random.split(key, 5)
+  k_init, k_train, k_eval, k_test, k_apply = replicate(tuple(jax.random.split(key, 5)), mesh)
   state = replicate(fns.init(k_init), mesh)
+  on_mesh = lambda x: replicate(np.asarray(x), mesh)  # host values -> global arrays (multi-host safe)
   n_evals = -(-config.train.epochs // config.train.eval_every)
   nan = lambda: np.full(n_evals, np.nan)
   history = {"epoch": np.full(n_evals, -1, np.int32), "train_nll": nan(), "val_nll": nan(),
@@ -406,9 +407,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     best = {k: np.asarray(v) for k, v in best.items()}
     print(f"[ganjax] resuming {workdir} at epoch {int(state.epoch)}", flush=True)
 
-  train_segment = jax.jit(fns.train_segment, static_argnums=3)
-  writer = tblog.SummaryWriter(os.path.join(workdir, "tb"))
-  sample_ids = jnp.arange(S)
+  train_segment = jax.jit(fns.train_segment, static_argnums=3, out_shardings=replicated(mesh))
+  writer = tblog.SummaryWriter(os.path.join(workdir, "tb"), enabled=io.is_primary())
+  sample_ids = on_mesh(np.arange(S))
   bar = Progress(total=config.train.epochs, desc="ganjax", unit="epoch", start=int(state.epoch))
   try:
     with _stop_requests() as stop:
@@ -431,7 +432,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         history["train_nll"][i], history["val_nll"][i] = train_nll, val_nll
         for s_extra in config.metric.history_samples:  # Fig. 2: the same model, other S
           history[f"val_nll_S{s_extra}"][i] = neg2_log_likelihood(
-              val_m, hist_fn(state.params_g, k_e, val_ev, jnp.arange(s_extra)))
+              val_m, hist_fn(state.params_g, k_e, val_ev, on_mesh(np.arange(s_extra))))
         history["loss_d"][i], history["loss_g"][i] = losses[-1]
         for tag, v in (("nll/train", train_nll), ("nll/val", val_nll), ("loss/d", losses[-1, 0]),
                        ("loss/g", losses[-1, 1])):
@@ -460,15 +461,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                  "transforms": prep.transforms()})
   ckpt.close()
   params_g = best_tree["params_g"]
-  test_nll = {str(s): neg2_log_likelihood(test_m, hist_fn(params_g, k_test, test_ev, jnp.arange(s)))
+  test_nll = {str(s): neg2_log_likelihood(test_m, hist_fn(params_g, k_test, test_ev, on_mesh(np.arange(s))))
               for s in config.metric.test_samples}
 
-  generate = jax.jit(make_generate_fn(fns.generator, config.model.latent_dim, chunk, mesh))
+  generate = jax.jit(make_generate_fn(fns.generator, config.model.latent_dim, chunk, mesh),
+                     out_shardings=replicated(mesh))
   cr_cond = prep.cond(prep.cr, 3)
-  ganed = ganed_cr(config, prep, np.asarray(generate(params_g, k_apply, jnp.asarray(cr_cond))))
+  ganed = ganed_cr(config, prep, np.asarray(generate(params_g, k_apply, on_mesh(cr_cond))))
 
   if config.dctr.enabled:
-    metrics_dctr = apply_dctr(config, prep, params_g, generate, ganed, k_apply)
+    metrics_dctr = apply_dctr(config, prep, params_g, generate, ganed, k_apply, on_mesh)
   s2 = s2_table(config, prep, ganed)
   pass_sr = ganed["gan_pass_sr"].mean()
 
@@ -662,7 +664,7 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
   return out
 
 
-def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key) -> dict:
+def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key, on_mesh=jnp.asarray) -> dict:
   """DCTR for the conditional generator: a classifier of MC SR training events (object + conditions) vs the
   generator applied to the same events' conditions gives w = h/(1-h) ~ p_SR(obj|cond) / p_GAN(obj|cond);
   the weights are applied to the GANed CR (column `dctr_weight`, in place) and the 15 observables are
@@ -671,7 +673,7 @@ def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key) -> 
   from ganjax.metrics.dilution import observable_report
 
   gen_names, cond_names = prep.gen_names, prep.cond_names
-  g_u = np.asarray(generate(params_g, jax.random.fold_in(key, 1), jnp.asarray(prep.cond(prep.train, 0))))
+  g_u = np.asarray(generate(params_g, jax.random.fold_in(key, 1), on_mesh(prep.cond(prep.train, 0))))
   g_phys = evaluate.to_physical(np.asarray(prep.gen_qt.inverse(g_u.astype(np.float64))), prep.train, gen_names,
                                 prep.relative)
   generated = {**{c: prep.train[c] for c in cond_names}, **g_phys}

@@ -1,4 +1,8 @@
-"""Atomic writes of tables and JSON: write to a temporary file beside the target, then rename."""
+"""Atomic writes of tables and JSON: write to a temporary file beside the target, then rename.
+
+In a multi-host run (jax.distributed) every process computes the same outputs; only the primary process
+(jax.process_index() == 0) writes them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,12 @@ from typing import Any, Mapping
 import numpy as np
 
 
+def is_primary() -> bool:
+  """True in a single-process run and on process 0 of a multi-host run."""
+  import jax
+  return jax.process_index() == 0
+
+
 def _atomic_path(path: str):
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
@@ -19,7 +29,9 @@ def _atomic_path(path: str):
 
 
 def write_json(path: str, obj: Any) -> None:
-  """Write JSON atomically (numpy scalars and arrays are converted)."""
+  """Write JSON atomically (numpy scalars and arrays are converted); primary process only."""
+  if not is_primary():
+    return
 
   def default(o):
     if isinstance(o, np.ndarray):
@@ -36,7 +48,10 @@ def write_json(path: str, obj: Any) -> None:
 
 def write_parquet(path: str, columns: Mapping[str, np.ndarray],
                   metadata: Mapping[str, str] | None = None) -> None:
-  """Write a dict of equal-length 1D arrays as a parquet table, atomically, with string metadata."""
+  """Write a dict of equal-length 1D arrays as a parquet table, atomically, with string metadata; primary
+  process only."""
+  if not is_primary():
+    return
   import pyarrow as pa
   import pyarrow.parquet as pq
 
@@ -67,7 +82,10 @@ def write_root(path: str, columns: Mapping[str, np.ndarray], metadata: Mapping[s
   Each metadata entry becomes a TObjString `metadata/<key>` in the same file, so ROOT reads it with
   `f->Get<TObjString>("metadata/ganjax_config")->GetString()` and uproot with
   `str(uproot.open(path)["metadata/ganjax_config"])`. Rows go in baskets of `basket_rows` entries.
+  Primary process only.
   """
+  if not is_primary():
+    return
   import uproot
 
   arrays = {str(k): np.asarray(v) for k, v in columns.items()}

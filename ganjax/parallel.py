@@ -32,17 +32,23 @@ def data_mesh(n_devices: int = 0) -> Mesh:
 def replicate(tree, mesh: Mesh):
   """Place every array leaf of `tree` whole on every device of `mesh` (works across hosts too); Python
   scalars (static sizes) are left as they are."""
-  sharding = NamedSharding(mesh, PartitionSpec())
+  sharding = replicated(mesh)
 
   def put(x):
     if isinstance(x, (int, float, bool)):
       return x
-    x = np.asarray(x) if not isinstance(x, jax.Array) else x
-    if isinstance(x, jax.Array) and x.is_fully_addressable:
+    if jax.process_count() == 1:
       return jax.device_put(x, sharding)
-    return jax.make_array_from_callback(np.shape(x), sharding, lambda idx: np.asarray(x)[idx])
+    host = np.asarray(x)  # multi-host: every process holds the same host copy (seeded data, init)
+    return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
 
   return jax.tree.map(put, tree)
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """The sharding of a value held whole by every device (out_shardings of the jitted segments, so the
+  host can read losses, histograms and parameters on every process)."""
+  return NamedSharding(mesh, PartitionSpec())
 
 
 def shard_batch(x: jax.Array, mesh: Mesh | None) -> jax.Array:

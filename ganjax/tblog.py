@@ -69,9 +69,13 @@ def _record(data: bytes) -> bytes:
 
 
 class SummaryWriter:
-  """Appends scalar summaries to an events.out.tfevents.* file in `logdir`."""
+  """Appends scalar summaries to an events.out.tfevents.* file in `logdir` (disabled: writes nothing, e.g.
+  on the non-primary processes of a multi-host run)."""
 
-  def __init__(self, logdir: str):
+  def __init__(self, logdir: str, enabled: bool = True):
+    self._f = None
+    if not enabled:
+      return
     os.makedirs(logdir, exist_ok=True)
     name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
     self.path = os.path.join(logdir, name)
@@ -80,14 +84,18 @@ class SummaryWriter:
     self._f.flush()
 
   def scalar(self, tag: str, value: float, step: int) -> None:
+    if self._f is None:
+      return
     val = _field_bytes(1, tag.encode()) + b"\x15" + struct.pack("<f", float(value))
     self._f.write(_record(_event(time.time(), int(step), summary=_field_bytes(1, val))))
 
   def flush(self) -> None:
-    self._f.flush()
+    if self._f is not None:
+      self._f.flush()
 
   def close(self) -> None:
-    self._f.close()
+    if self._f is not None:
+      self._f.close()
 
 
 def read_scalars(path: str) -> list[tuple[str, int, float]]:
