@@ -11,6 +11,8 @@ device count are skipped. The total number of members is the same for every N (M
 axis sharded with a Mesh/NamedSharding as in ganjax.train.ganplify.make_ensemble); each point AOT-compiles
 one segment of --epochs epochs (compile time reported separately), runs it once to warm up, then times
 --reps segments. One member-step = one D step (with the gradient penalty) + one G step on a batch of 10.
+"host cores busy" = the child's CPU time / wall time while timed: how many cores it really got (on a CPU
+backend; on an accelerator it is the host's dispatch work only).
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def main():
         f"; {args.members} members, width {args.width} depth {args.depth} noise {args.noise}, "
         f"{args.reps} x {args.epochs} epochs timed", flush=True)
   print(f"{'devices':>7} {'members/dev':>11} {'compile_s':>9} {'run_s':>7} {'member-steps/s':>15} {'speed-up':>8} "
-        f"{'efficiency':>10}", flush=True)
+        f"{'efficiency':>10} {'host cores busy':>15}", flush=True)
   base = None
   for n in counts:
     r = run_point(args, n, platform)
@@ -107,7 +109,8 @@ def main():
     r["speedup"] = r["member_steps_per_s"] / base[1]
     r["efficiency"] = r["speedup"] / (n / base[0])
     print(f"{r['devices']:>7} {args.members // n:>11} {r['compile_s']:>9.1f} {r['run_s']:>7.2f} "
-          f"{r['member_steps_per_s']:>15,.0f} {r['speedup']:>8.2f} {r['efficiency']:>10.2f}", flush=True)
+          f"{r['member_steps_per_s']:>15,.0f} {r['speedup']:>8.2f} {r['efficiency']:>10.2f} "
+          f"{r['host_cpu_s'] / r['run_s']:>15.2f}", flush=True)
     if args.json:
       with open(args.json, "a") as f:
         f.write(json.dumps(r) + "\n")
