@@ -46,9 +46,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.gan.d_hidden = (25, 25)
   c.gan.batch_size = 128
   c.gan.n_steps = 10_000   # paper: "10,000 epochs (passes through the batches)"
-  c.gan.learning_rate = 1e-3
+  # Free choices (the paper gives none; ganjax/train/small_gan.py): chosen by the GAN-only scan of
+  # experiments/dctr_gan_scan.py on the grid (docs/results.md, issue 5), used for all three toys.
+  c.gan.learning_rate = 5e-3
+  c.gan.lr_schedule = "cosine"  # decays to 0 at n_steps
   c.gan.b1 = 0.5
   c.gan.b2 = 0.999
+  c.gan.latent = "normal"
+  c.gan.d_steps = 1
+  c.gan.g_ema = 0.0
+  c.gan.standardize = True      # G and D see (x - mean) / std of the truth
 
   c.reweight = reweight.default_config()
   c.reweight.columns = [f"x{i}" for i in range(dim)]

@@ -51,12 +51,12 @@ def run(config, workdir: str) -> dict:
   x_truth = toy.sample(k["truth"], config.n_truth)
   init, train_segment, generate = make_train(config.gan)
   t0 = time.time()
-  state, hist = train_segment(init(k["gan_init"]), k["gan_train"], x_truth, int(config.gan.n_steps))
+  state, hist = train_segment(init(k["gan_init"], x_truth), k["gan_train"], x_truth, int(config.gan.n_steps))
   jax.block_until_ready(state)
   gan_seconds = time.time() - t0
-  x_gen = np.asarray(generate(state["g"], k["gen"], config.n_generated))
+  x_gen = np.asarray(generate(state, k["gen"], config.n_generated))
   x_eval_t = np.asarray(toy.sample(k["eval_truth"], config.n_eval))
-  x_eval_g = np.asarray(generate(state["g"], k["eval_gen"], config.n_eval))
+  x_eval_g = np.asarray(generate(state, k["eval_gen"], config.n_eval))
   if not np.all(np.isfinite(x_eval_g)):
     raise FloatingPointError(f"GAN produced {int(np.sum(~np.isfinite(x_eval_g)))} non-finite values")
 
@@ -112,15 +112,19 @@ def combine(workdirs: list[str], out: str) -> dict:
       raise ValueError(f"--combine: {path} does not exist (run the toy first)")
     with open(path) as f:
       m = json.load(f)
+    seed = m["config"].get("seed", 0)
+    label = m["toy"] if seed == 0 else f"{m['toy']}_seed{seed}"  # several seeds of one toy stay apart
+    if label in labels:
+      raise ValueError(f"--combine: {path} repeats toy/seed {label!r}")
     reports.append(m)
-    labels.append(m["toy"])
+    labels.append(label)
     for name, v in m["observables"].items():
-      rows[f"{m['toy']}/{name}"] = v
+      rows[f"{label}/{name}"] = v
   ratios = np.array([v["s2_ratio"] for v in rows.values()])
   r_w = np.array([v["r_weighted"] for v in rows.values()])
   summary = {"runs": workdirs, "n_observables": len(rows), "median_s2_ratio": float(np.nanmedian(ratios)),
              "median_r_weighted": float(np.median(r_w)), "max_r_weighted": float(np.max(r_w)),
-             "per_toy": {m["toy"]: m["summary"] for m in reports}, "observables": rows}
+             "per_toy": {label: m["summary"] for label, m in zip(labels, reports)}, "observables": rows}
   os.makedirs(out, exist_ok=True)
   write_json(os.path.join(out, "summary.json"), summary)
   dctr_plots.plot_summary(os.path.join(out, "summary.png"), reports, labels)

@@ -30,19 +30,67 @@ def test_small_gan_segments_resume_exactly():
   n = int(cfg.n_steps)
   x = get_toy("bimodal").sample(jax.random.key(0), toys_config.get_config("test").n_truth)
   key = jax.random.key(1)
-  one, hist = train_segment(init(jax.random.key(2)), key, x, n)
-  half, _ = train_segment(init(jax.random.key(2)), key, x, n // 2)
+  one, hist = train_segment(init(jax.random.key(2), x), key, x, n)
+  half, _ = train_segment(init(jax.random.key(2), x), key, x, n // 2)
   two, _ = train_segment(half, key, x, n - n // 2)
   assert int(two["step"]) == n
   for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert np.all(np.isfinite(np.asarray(hist["d_loss"])))
   # G really is trained: the parameters moved and samples have the data's dimension
-  g0 = init(jax.random.key(2))["g"]
+  g0 = init(jax.random.key(2), x)["g"]
   moved = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
            zip(jax.tree_util.tree_leaves(g0), jax.tree_util.tree_leaves(one["g"]))]
   assert max(moved) > 0
-  assert generate(one["g"], jax.random.key(3), 7).shape == (7, 1)
+  assert generate(one, jax.random.key(3), 7).shape == (7, 1)
+
+
+def _tiny_gan(**overrides):
+  cfg = toys_config.get_config("grid").gan
+  with cfg.unlocked():
+    cfg.update(dict(latent_dim=3, g_hidden=(4,), d_hidden=(4,), batch_size=8, n_steps=6, **overrides))
+  return make_train(cfg)
+
+
+def test_small_gan_free_choices_resume_and_average():
+  """Cosine schedule, uniform latent, 2 D steps per G step and G averaging keep the exact resume, and
+  g_avg follows avg <- ema * avg + (1 - ema) * g."""
+  ema = 0.9
+  init, train_segment, generate = _tiny_gan(lr_schedule="cosine", latent="uniform", d_steps=2, g_ema=ema)
+  x = get_toy("grid").sample(jax.random.key(0), 64)
+  key = jax.random.key(1)
+  s0 = init(jax.random.key(2), x)
+  one, _ = train_segment(s0, key, x, 2)
+  s1, _ = train_segment(s0, key, x, 1)
+  two, _ = train_segment(s1, key, x, 1)
+  for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for avg, g0, g1 in zip(*(jax.tree_util.tree_leaves(t) for t in (s1["g_avg"], s0["g"], s1["g"]))):
+    np.testing.assert_allclose(np.asarray(avg), ema * np.asarray(g0) + (1 - ema) * np.asarray(g1),
+                               rtol=1e-5, atol=1e-7)
+  # D took two steps for G's one: its Adam count is twice G's
+  counts = [int(c) for c in jax.tree_util.tree_leaves(one["d_opt"]) if np.ndim(c) == 0]
+  assert counts and all(c == 4 for c in counts)
+  assert generate(one, jax.random.key(3), 5).shape == (5, 2)
+
+
+def test_small_gan_standardize_and_bad_options():
+  """With standardize, G works in (x - mean) / std units: the untrained G already lands on the data."""
+  x = np.asarray(get_toy("grid").sample(jax.random.key(0), 4000))
+  for standardize in (True, False):
+    init, _, generate = _tiny_gan(standardize=standardize)
+    s = init(jax.random.key(2), x)
+    g = np.asarray(generate(s, jax.random.key(3), 4000))
+    if standardize:
+      np.testing.assert_allclose(np.asarray(s["shift"]), x.mean(axis=0), rtol=1e-5)
+      np.testing.assert_allclose(np.asarray(s["scale"]), x.std(axis=0), rtol=1e-4)
+      assert np.all(np.abs(g.mean(axis=0) - x.mean(axis=0)) < x.std(axis=0))
+    else:
+      assert np.all(np.abs(g.mean(axis=0) - x.mean(axis=0)) > 2.0)  # raw G output starts near 0
+  for bad, match in [(dict(lr_schedule="step"), "lr_schedule"), (dict(latent="cauchy"), "latent"),
+                     (dict(d_steps=0), "d_steps"), (dict(g_ema=1.0), "g_ema")]:
+    with pytest.raises(ValueError, match=match):
+      _tiny_gan(**bad)
 
 
 def test_config_presets():
@@ -51,6 +99,8 @@ def test_config_presets():
     c = toys_config.get_config(preset)
     assert c.gan.latent_dim == latent and tuple(c.reweight.hidden) == hidden
     assert c.gan.n_steps == 10_000 and c.gan.batch_size == 128 and c.reweight.clip == 5.0
+    assert tuple(c.gan.g_hidden) == (15, 15) and tuple(c.gan.d_hidden) == (25, 25)
+    assert (c.gan.learning_rate, c.gan.lr_schedule, c.gan.standardize) == (5e-3, "cosine", True)
   with pytest.raises(ValueError, match="unknown preset"):
     toys_config.get_config("spiral")
 
@@ -70,5 +120,7 @@ def test_experiment_end_to_end(tmp_path):
   assert m["summary"] == s
   pooled = exp.combine([str(tmp_path / "run")], str(tmp_path / "all"))
   assert pooled["n_observables"] == 2 and (tmp_path / "all" / "summary.png").exists()
+  with pytest.raises(ValueError, match="repeats"):
+    exp.combine([str(tmp_path / "run")] * 2, str(tmp_path / "all"))
   with pytest.raises(ValueError, match="does not exist"):
     exp.combine([str(tmp_path / "missing")], str(tmp_path / "all"))
