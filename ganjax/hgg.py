@@ -548,14 +548,29 @@ def s2_table(config, prep: Prepared, ganed: dict) -> dict:
 MEMBER_KEYS = ("seed", "train.label_noise", "train.learning_rate", "train.beta1")
 
 
+def members_map(member_axis: str = "auto") -> Callable:
+  """How one XLA program runs the members: `vmap` (side by side: the fast choice on GPU/TPU) or `map`
+  (lax.map, one after the other inside the same program: the fast choice on CPU, where vmapping the
+  members' different convolution weights becomes grouped convolutions that XLA:CPU runs 2-3x slower than
+  the members one by one: benchmarks/hgg_members.py). auto = map on CPU, vmap elsewhere."""
+  if member_axis == "auto":
+    member_axis = "map" if jax.default_backend() == "cpu" else "vmap"
+  if member_axis == "vmap":
+    return lambda f, xs: jax.vmap(f)(xs)
+  if member_axis == "map":
+    return jax.lax.map
+  raise BadInputError(f"member_axis must be auto, vmap or map, got {member_axis!r}")
+
+
 def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequence[dict],
-                  regions: tuple[dict, dict, str] | None = None) -> dict:
+                  regions: tuple[dict, dict, str] | None = None, member_axis: str = "auto") -> dict:
   """Trainings that differ only in seed, label noise, learning rate or beta1, run as ONE vmapped program
-  (issue 3, Part 5): jit(vmap(train_segment)) over the stacked states, the S-sample metric vmapped over the
+  (issue 3, Part 5): jit(vmap(train_segment)) over the stacked states (or lax.map on CPU, see members_map), the S-sample metric vmapped over the
   members' generators, each member's best generator kept by its own validation -2lnL. Resumable like a
   single run (the stacked state is checkpointed at every segment end). Returns (and writes to
   workdir/members.json) each member's history, best epoch/-2lnL, test -2lnL and S^2(fake pT) ratio.
   members: e.g. [{"train.label_noise": 0.0}, {"train.label_noise": 0.15}]; unset keys take the config's value.
+  member_axis: vmap | map | auto (see members_map).
   """
   t_start = time.time()
   for m in members:
@@ -599,9 +614,10 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
     best = {k: (v if k == "params_g" else np.asarray(v)) for k, v in restored["best"].items()}
     print(f"[ganjax] resuming {workdir} at epoch {int(state.epoch[0])}", flush=True)
 
-  segment = jax.jit(lambda st, k, d, n: jax.vmap(lambda s_, k_: fns.train_segment(s_, k_, d, n))(st, k),
+  over_members = members_map(member_axis)
+  segment = jax.jit(lambda st, k, d, n: over_members(lambda sk: fns.train_segment(sk[0], sk[1], d, n), (st, k)),
                     static_argnums=3)
-  hist_M = jax.jit(jax.vmap(run.hist_fn, in_axes=(0, 0, None, None)))
+  hist_M = jax.jit(lambda p, k, ev, ids: over_members(lambda pk: run.hist_fn(pk[0], pk[1], ev, ids), (p, k)))
   sample_ids = jnp.arange(config.metric.n_samples)
   nll_M = lambda real, counts_MxB: np.array([neg2_log_likelihood(real, c) for c in np.asarray(counts_MxB)])
   bar = Progress(total=config.train.epochs, desc=f"ganjax x{n_members}", unit="epoch", start=int(state.epoch[0]))
@@ -643,8 +659,8 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
   params_g = best["params_g"]
   test_nll = {str(s): nll_M(test_m, hist_M(params_g, k_test, test_ev, jnp.arange(s)))
               for s in config.metric.test_samples}
-  generate = jax.jit(jax.vmap(make_generate_fn(fns.generator, config.model.latent_dim, config.metric.chunk,
-                                               run.mesh), in_axes=(0, 0, None)))
+  gen_one = make_generate_fn(fns.generator, config.model.latent_dim, config.metric.chunk, run.mesh)
+  generate = jax.jit(lambda p, k, c: over_members(lambda pk: gen_one(pk[0], pk[1], c), (p, k)))
   gen_u_MxNxO = np.asarray(generate(params_g, k_apply, jnp.asarray(prep.cond(prep.cr, 3))))
   out = {"members": [], "n_members": n_members, "seconds": time.time() - t_start,
          "devices": [str(d) for d in jax.devices()]}
