@@ -28,11 +28,12 @@ def test_samples_study_records_each_s(tmp_path):
   assert os.path.exists(tmp_path / "samples" / "samples.png")
 
 
-def test_label_noise_study_is_one_vmapped_program(tmp_path):
+def test_label_noise_study_is_one_vmapped_program(tmp_path, monkeypatch):
+  monkeypatch.setitem(studies.STUDIES, "label_noise", studies.STUDIES["label_noise"][::2])  # eps 0 and 0.15
   s = studies.run_study("label_noise", "test", str(tmp_path), overrides={"output.validation": False})
-  assert s["vmapped"] and list(s["variants"]) == [name for name, _ in studies.STUDIES["label_noise"]]
+  assert s["vmapped"] and list(s["variants"]) == ["eps0", "eps0.15"]
   members = json.load(open(tmp_path / "label_noise" / "members" / "members.json"))["members"]
-  assert [m["label_noise"] for m in members] == [0.0, 0.05, 0.15, 0.3]
+  assert [m["label_noise"] for m in members] == [0.0, 0.15]
   for e in s["variants"].values():
     assert len(e["val_nll"]) == 2 and np.isfinite(e["best_val_nll"])
   assert os.path.exists(tmp_path / "label_noise" / "label_noise.png")
