@@ -2,13 +2,16 @@
 
   python experiments/ganplify.py --config configs/ganplify.py:1d --workdir runs/ganplify_1d
 
-Writes to --workdir: checkpoints/ (resumable), train_log.jsonl, results.json (curves with ensemble bands,
-amplification factors per binning, runtimes), and the paper-like plots (mse_*.png = Figs. 2/4/6/7 left,
-deviation_7x7.png = Fig. 5, amplification_vs_quantiles.png = Fig. 7 right, camel.png = Fig. 1).
+Writes to --workdir: checkpoints/ (resumable), train_log.jsonl, mse_history.jsonl (with
+eval.history_every > 0: every member's quantile MSE vs epoch, the convergence diagnostic), results.json
+(curves with ensemble bands, amplification factors per binning, the history, runtimes), and the paper-like
+plots (mse_*.png = Figs. 2/4/6/7 left, deviation_7x7.png = Fig. 5, amplification_vs_quantiles.png = Fig. 7
+right, camel.png = Fig. 1).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -120,18 +123,75 @@ def evaluate(config, state, ens, x_train_MxNxD, log=print) -> dict:
       out["camel"]["fit_params"] = fits["params"][0]
   return out
 
+def train_with_history(config, x_train_MxNxD, workdir: str, log=print):
+  """train_ensemble in stages of eval.history_every epochs, recording each member's quantile MSE after each.
+
+  The MSE of eval.history_n_gen GANned events per member (all binnings) and its amplification summary go to
+  workdir/mse_history.jsonl, one line per stage: how far from convergence, and how noisy, the members are.
+  Resumable: stages already recorded are skipped (the lr schedule depends on the epoch only, so stopping
+  at a stage and resuming gives the same training as one straight run).
+  """
+  ev = config.eval
+  every, total = int(ev.history_every), int(config.train.epochs)
+  if ev.history_n_gen % ev.chunk:
+    raise ValueError(f"config.eval: history_n_gen={ev.history_n_gen} must be a multiple of chunk={ev.chunk}")
+  toy = toys.get_toy(config.toy)
+  binnings = toys.make_binnings(toy, ev.binnings)
+  path = os.path.join(workdir, "mse_history.jsonl")
+  done = set()
+  if os.path.exists(path):
+    with open(path) as f:
+      done = {json.loads(line)["epoch"] for line in f if line.strip()}
+  targets = [e for e in range(every, total, every) if e not in done] + [total]
+  ens, member_mse = None, None
+  for target in targets:
+    stage = config.copy_and_resolve_references()
+    stage.train.epochs = target
+    state, ens = gtrain.train_ensemble(stage, x_train_MxNxD, workdir, log=log, ens=ens)
+    epoch = int(np.asarray(state["epoch"])[0])
+    if epoch in done:
+      continue
+    if member_mse is None:
+      @jax.jit
+      def member_mse(g_params_M, key):
+        keys = jax.random.split(key, x_train_MxNxD.shape[0])
+        return jax.vmap(lambda p, k: jax.tree.map(lambda a: a[-1], qm.mse_curve(
+            partial(ens.trainer.generate, p), k, toy.to_coords, binnings, ev.history_n_gen // ev.chunk,
+            ev.chunk)))(g_params_M, keys)
+    r = jax.tree.map(np.asarray, member_mse(state["g_params"], jax.random.fold_in(
+        jax.random.PRNGKey(config.seed + 2), epoch)))
+    rec = {"epoch": epoch, "n_gen": int(ev.history_n_gen)}
+    for b_i, b in enumerate(binnings):
+      a = qm.amplification_summary(r["mse"][:, b_i], r["noise"][:, b_i], b.n_bins, config.n_train)
+      rec[b.name] = {"member_mse": r["mse"][:, b_i].tolist(), **{k: _finite(v) for k, v in a.items()}}
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "a") as f:
+      f.write(json.dumps(rec) + "\n")
+    done.add(epoch)
+    log(f"epoch {epoch}: " + " ".join(
+        f"{b.name} amp {rec[b.name]['amplification']:.2f} (median member "
+        f"{rec[b.name]['member_amplification_median']:.2f})" for b in binnings))
+  return state, ens
+
 
 def run(config, workdir: str, log=print) -> dict:
   """Train (or resume) the ensemble in workdir, evaluate, write results.json and plots."""
   toy = toys.get_toy(config.toy)
   x_train = toys.training_samples(toy, jax.random.PRNGKey(config.seed + 10_000), config.n_members, config.n_train)
   t0 = time.time()
-  state, ens = gtrain.train_ensemble(config, x_train, workdir, log=log)
+  if config.eval.history_every:
+    state, ens = train_with_history(config, x_train, workdir, log=log)
+  else:
+    state, ens = gtrain.train_ensemble(config, x_train, workdir, log=log)
   train_s = time.time() - t0
   t0 = time.time()
   res = evaluate(config, state, ens, x_train, log=log)
   eval_s = time.time() - t0
   n_params = {k: int(sum(a[0].size for a in jax.tree.leaves(state[k]))) for k in ("g_params", "d_params")}
+  hist_path = os.path.join(workdir, "mse_history.jsonl")
+  if config.eval.history_every and os.path.exists(hist_path):
+    with open(hist_path) as f:
+      res["history"] = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["epoch"])
   res.update(config=config.to_dict(), n_params=n_params,
              runtime={"train_s": train_s, "eval_s": eval_s, "device": str(jax.devices()[0].device_kind),
                       "n_devices": jax.device_count()})
