@@ -40,6 +40,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ganjax import hgg, io  # noqa: E402
+from ganjax.plots.style import hep_style, save_figure  # noqa: E402
 from ganjax.progress import Progress  # noqa: E402
 
 _CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "hgg.py")
@@ -137,20 +138,19 @@ def run_study(study: str, preset: str, workdir: str, overrides: dict | None = No
 
 def plot(summary: dict, path: str) -> None:
   """Validation -2lnL versus epoch per variant (Figs. 3-4); for `samples`, the shifted S curves (Fig. 2)."""
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for name, e in summary["variants"].items():
-    keys = [k for k in e if k.startswith("val_nll_S")] or ["val_nll"]
-    for k in keys:
-      y = np.asarray(e[k])
-      if summary["study"] == "samples":
-        y = y - e["fluctuation_S" + k.split("S")[-1]]["mean"]
-      ax.plot(e["epochs"], y, label=name if k == "val_nll" else k.replace("val_nll_", ""), lw=1.2)
-  ax.set_xlabel("epoch")
-  ax.set_ylabel(r"$-2\ln\Lambda$" + (" - late mean" if summary["study"] == "samples" else " (validation)"))
-  ax.legend(fontsize=8)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=110, bbox_inches="tight")
-  plt.close(fig)
+  with hep_style():
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, e in summary["variants"].items():
+      keys = [k for k in e if k.startswith("val_nll_S")] or ["val_nll"]
+      for k in keys:
+        y = np.asarray(e[k])
+        if summary["study"] == "samples":
+          y = y - e["fluctuation_S" + k.split("S")[-1]]["mean"]
+        ax.plot(e["epochs"], y, label=name if k == "val_nll" else k.replace("val_nll_", ""), lw=1.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(r"$-2\ln\Lambda$" + (" - late mean" if summary["study"] == "samples" else " (validation)"))
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
 
 
 def main():
