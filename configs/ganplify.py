@@ -1,5 +1,5 @@
-"""GANplifying (amplification) ensembles: presets '1d', '2d', '5d' (paper), 'cpu1d', 'cpu1d_long', 'cpu2d'
-(reduced), 'test'.
+"""GANplifying (amplification) ensembles: presets '1d', '2d', '5d' (paper), 'cpu1d', 'cpu1d_long', 'cpu2d',
+'cpu5d' (reduced), 'test'.
 
 Run (paper scale, one H100; the whole ensemble is one vmapped, jitted program):
   python experiments/ganplify.py --config configs/ganplify.py:1d --workdir runs/ganplify_1d
@@ -17,7 +17,14 @@ wall each, split into resumable < 10 min commands by --config.train.epochs=1250,
   python experiments/ganplify.py --config configs/ganplify.py:cpu1d_long --workdir runs/ganplify_cpu1d_long
   python experiments/ganplify.py --config configs/ganplify.py:cpu2d --workdir runs/ganplify_cpu2d
 Measured (docs/results.md): 1D amplification 2.3 / 3.7 / 6.2 [4.1, 13.2] at 10 / 20 / 50 quantiles;
-2D 3.5 (r), 1.2 (phi), 3.7 [2.9, 5.2] at 7x7. 'test': tiny, for tests.
+2D 3.5 (r), 1.2 (phi), 3.7 [2.9, 5.2] at 7x7.
+'cpu5d': the 5D shell with the same networks and 10 members, 500 training points each (50 steps per
+epoch), 1000 epochs (50k steps per member), lr 2e-3 x0.85 per 35 epochs, 2e5 GANned events per member; 2-core
+CPU, no GPU, ~20 min wall, split as --config.train.epochs=200, 600 and then the preset's 1000:
+  python experiments/ganplify.py --config configs/ganplify.py:cpu5d --workdir runs/ganplify_cpu5d
+Measured (docs/results.md): 3.0 [2.6, 3.6] at 3^5, 9.1 at 4^5, 46 [41, 53] at 6^5 (saturating only after
+~1e5 GANned events), but r 0.09 (radial profile too wide; a Gaussian KDE of the training points also gets
+~20-30 at 6^5). 'test': tiny, for tests.
 Override anything: --config.n_members=10 --config.train.epochs=2000.
 """
 
