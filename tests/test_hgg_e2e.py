@@ -205,3 +205,63 @@ def test_vmapped_members_equal_runs_alone(tmp_path, straight_run, regions):
   assert json.load(open(tmp_path / "members" / "members.json"))["n_members"] == 2
   with pytest.raises(hgg.BadInputError, match="model.latent_dim"):
     hgg.train_members(_config(), str(tmp_path / "bad"), [{"model.latent_dim": 8}], regions=regions)
+
+
+# Data-parallel main job (issue 7, Part 4): the batch split over 8 forced CPU devices (a subprocess: this
+# process has one device) gives the single-device run within float tolerance; the gradient all-reduce only
+# changes the summation order.
+_DATA_PARALLEL_SCRIPT = r"""
+import json, sys
+import jax
+jax.config.update("jax_disable_most_optimizations", True)
+import numpy as np
+from configs import hgg as hgg_config
+from ganjax import hgg, io
+from ganjax.data import gjets
+
+assert len(jax.devices()) == 8, jax.devices()
+events = gjets.simulate(6_000, seed=0)
+sr, cr = gjets.split_regions(events)
+c = hgg_config.get_config("test")
+c.output.validation = False  # train.devices = 0: all 8
+m = hgg.train_and_evaluate(c, f"{sys.argv[1]}/dev8", regions=(sr, cr, "sim"))
+out = {"history": m["history"], "test_nll": m["test_nll"], "best_epoch": m["best_epoch"],
+       "n_devices": len(m["devices"])}
+cols = io.read_parquet(f"{sys.argv[1]}/dev8/ganed_cr.parquet")[0]
+out["gan_fake_pt"] = np.asarray(cols["gan_fake_pt"], float).tolist()
+# The 8-device program is really data-parallel: gradients are all-reduced across the batch split.
+from ganjax.parallel import data_mesh, replicate
+from ganjax.train.gan import make_train
+mesh = data_mesh(8)
+fns = make_train(c, 5, 4, 512, mesh=mesh)
+st = replicate(fns.init(jax.random.PRNGKey(0)), mesh)
+d = replicate({"gen": np.zeros((512, 4), np.float32), "cond": np.zeros((512, 5), np.float32)}, mesh)
+hlo = jax.jit(fns.train_segment, static_argnums=3).lower(st, jax.random.PRNGKey(1), d, 1).compile().as_text()
+out["all_reduce"] = "all-reduce" in hlo
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_data_parallel_8_devices_equals_single_device(tmp_path, straight_run):
+  workdir, one = straight_run
+  one_fake_pt = io.read_parquet(os.path.join(workdir, "ganed_cr.parquet"))[0]["gan_fake_pt"].tolist()
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
+             PYTHONPATH=REPO)
+  r = subprocess.run([sys.executable, "-c", _DATA_PARALLEL_SCRIPT, str(tmp_path)], env=env, capture_output=True,
+                     text=True, cwd=REPO, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  eight = json.loads(r.stdout.split("RESULT", 1)[1])
+  assert eight.pop("all_reduce")  # the 8-device step really all-reduces gradients
+  assert eight["n_devices"] == 8 and len(one["devices"]) == 1
+  for k in ("loss_d", "loss_g", "train_nll", "val_nll"):
+    assert one["history"][k] == pytest.approx(eight["history"][k], rel=1e-3), k
+  assert one["best_epoch"] == eight["best_epoch"]
+  for s in one["test_nll"]:
+    assert one["test_nll"][s] == pytest.approx(eight["test_nll"][s], rel=1e-3)
+  assert one_fake_pt == pytest.approx(eight["gan_fake_pt"], rel=1e-3, abs=1e-3)
+
+
+def test_batch_not_divisible_by_devices_is_refused():
+  c = _config(**{"train.devices": 5})  # more than the single test device
+  with pytest.raises(hgg.BadInputError, match="train.devices"):
+    hgg.check_config(c)
