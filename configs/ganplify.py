@@ -40,6 +40,15 @@ BINNINGS = {
 }
 
 
+def _cpu_ensemble(c: ml_collections.ConfigDict) -> None:
+  """The reduced ensemble of the cpu* presets: 10 members, width-64 depth-3 networks, 64 noise inputs."""
+  c.n_members = 10
+  c.model.g_width = c.model.d_width = 64
+  c.model.g_depth = c.model.d_depth = 3
+  c.model.embed = (64, 64, 32)
+  c.model.n_noise = 64
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   preset = arg or "1d"
   c = ml_collections.ConfigDict()
@@ -98,11 +107,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif preset == "cpu1d":
     # Reduced 1D run for a 2-core CPU (docs/results.md): 10 members, narrower/shallower nets, 1000 epochs
     # with the paper's 10 decay steps compressed 10x and a 20x larger learning rate.
-    c.n_members = 10
-    c.model.g_width = c.model.d_width = 64
-    c.model.g_depth = c.model.d_depth = 3
-    c.model.embed = (64, 64, 32)
-    c.model.n_noise = 64
+    _cpu_ensemble(c)
     c.train.epochs = 1000
     c.train.lr = 1e-3
     c.train.decay_every_epochs = 100
@@ -113,11 +118,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 100 epochs down to about the paper's final lr (1.8e-5 in the last 100 epochs; paper 1.9e-5), MSE
     # history every 250 epochs. The diagnostics behind it: at lr 1e-3 x0.9/100 all members still improve at
     # epoch 1000; at lr 1.8e-3 members jump between snapshots (lr noise), so the lr must end low.
-    c.n_members = 10
-    c.model.g_width = c.model.d_width = 64
-    c.model.g_depth = c.model.d_depth = 3
-    c.model.embed = (64, 64, 32)
-    c.model.n_noise = 64
+    _cpu_ensemble(c)
     c.train.epochs = 3000
     c.train.lr = 2e-3
     c.train.decay_rate = 0.85
@@ -138,11 +139,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # read off the analytic expectation), MSE history every 200 epochs.
     c.toy = "shell"
     c.n_train = 500
-    c.n_members = 10
-    c.model.g_width = c.model.d_width = 64
-    c.model.g_depth = c.model.d_depth = 3
-    c.model.embed = (64, 64, 32)
-    c.model.n_noise = 64
+    _cpu_ensemble(c)
     c.train.epochs = 1000
     c.train.lr = 2e-3
     c.train.decay_rate = 0.85
