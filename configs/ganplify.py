@@ -40,6 +40,15 @@ BINNINGS = {
 }
 
 
+def _toy(c: ml_collections.ConfigDict, toy: str) -> None:
+  """The 2D ring or the 5D shell instead of the 1D camel: its binnings, no 1D fit, 500 points in 5D."""
+  c.toy = toy
+  c.eval.fit = False
+  c.eval.binnings = BINNINGS[toy]
+  if toy == "shell":
+    c.n_train = 500  # paper: 500 training points per member in 5D
+
+
 def _cpu_ensemble(c: ml_collections.ConfigDict) -> None:
   """The reduced ensemble of the cpu* presets: 10 members, width-64 depth-3 networks, 64 noise inputs."""
   c.n_members = 10
@@ -94,16 +103,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if preset == "1d":
     pass
   elif preset == "2d":
-    c.toy = "ring"
-    c.eval.fit = False
-    c.eval.binnings = BINNINGS["ring"]
+    _toy(c, "ring")
   elif preset == "5d":
-    c.toy = "shell"
-    c.n_train = 500
-    c.eval.fit = False
+    _toy(c, "shell")
     c.eval.n_gen = 1_000_000
     c.eval.chunk = 1000
-    c.eval.binnings = BINNINGS["shell"]
   elif preset == "cpu1d":
     # Reduced 1D run for a 2-core CPU (docs/results.md): 10 members, narrower/shallower nets, 1000 epochs
     # with the paper's 10 decay steps compressed 10x and a 20x larger learning rate.
@@ -127,9 +131,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.n_gen = 20_000
     c.eval.history_every = 250
     if preset == "cpu2d":
-      c.toy = "ring"
-      c.eval.fit = False
-      c.eval.binnings = BINNINGS["ring"]
+      _toy(c, "ring")
   elif preset == "cpu5d":
     # Reduced 5D shell run (issue 4; docs/results.md): the cpu1d_long networks and 10 members, 500 training
     # points per member (paper), so 50 steps per epoch. 1000 epochs = 50k steps per member (paper 500k); the
@@ -137,16 +139,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 1000 epochs: x0.85 every 35 epochs, 2.1e-5 over the last epochs. Evaluation: 2e5 GANned events per
     # member (Fig. 7 needs > 1e5 at 6^5), 20 truth-sample repeats for the sample band (the amplification is
     # read off the analytic expectation), MSE history every 200 epochs.
-    c.toy = "shell"
-    c.n_train = 500
+    _toy(c, "shell")
     _cpu_ensemble(c)
     c.train.epochs = 1000
     c.train.lr = 2e-3
     c.train.decay_rate = 0.85
     c.train.decay_every_epochs = 35
     c.train.epochs_per_segment = 100
-    c.eval.fit = False
-    c.eval.binnings = BINNINGS["shell"]
     c.eval.n_gen = 200_000
     c.eval.chunk = 1000
     c.eval.n_sample_repeats = 20
