@@ -21,15 +21,7 @@ from configs import hgg as hgg_config
 from ganjax import hgg
 from ganjax.data import gjets
 from ganjax.train.gan import set_hyperparams
-
-
-def _time(f, repeats):
-  best = np.inf
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(f())
-    best = min(best, time.perf_counter() - t)
-  return best
+from multisample_eval import best_time  # benchmarks/multisample_eval.py (this script's directory)
 
 
 def main():
@@ -60,9 +52,9 @@ def main():
     t = time.perf_counter()
     jax.block_until_ready(seg(states, keys, a.epochs))
     compile_s = time.perf_counter() - t
-    train_s = _time(lambda: seg(states, keys, a.epochs), a.repeats)
+    train_s = best_time(lambda: seg(states, keys, a.epochs), a.repeats)
     jax.block_until_ready(hist(states.params_g, keys))
-    eval_s = _time(lambda: hist(states.params_g, keys), a.repeats)
+    eval_s = best_time(lambda: hist(states.params_g, keys), a.repeats)
     rows.append((f"one program, {mode}", compile_s, train_s, eval_s))
   single = jax.jit(fns.train_segment, static_argnums=3)
   hist1 = jax.jit(lambda pg, k: run.hist_fn(pg, k, val_ev, ids))
@@ -70,9 +62,9 @@ def main():
   t = time.perf_counter()
   jax.block_until_ready(single(one(0), keys[0], data, a.epochs))
   compile_s = time.perf_counter() - t
-  train_s = _time(lambda: [single(one(i), keys[i], data, a.epochs) for i in range(M)], a.repeats)
+  train_s = best_time(lambda: [single(one(i), keys[i], data, a.epochs) for i in range(M)], a.repeats)
   jax.block_until_ready(hist1(one(0).params_g, keys[0]))
-  eval_s = _time(lambda: [hist1(one(i).params_g, keys[i]) for i in range(M)], a.repeats)
+  eval_s = best_time(lambda: [hist1(one(i).params_g, keys[i]) for i in range(M)], a.repeats)
   rows.append(("Python loop of single runs", compile_s, train_s, eval_s))
   print(f"{M} members, {a.epochs} epochs of {fns.steps_per_epoch} steps (preset {a.preset}), "
         f"metric S={config.metric.n_samples} on {val_ev.n_events} events; device {jax.devices()[0]}")

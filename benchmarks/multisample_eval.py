@@ -49,7 +49,8 @@ def _inputs(n_events: int, n_cond: int, chunk: int):
   return gen_qt, metric_qt, events, real
 
 
-def _time(fn, repeats: int) -> float:
+def best_time(fn, repeats: int) -> float:
+  """Best wall time of `repeats` calls of fn (blocking on its result)."""
   best = np.inf
   for _ in range(repeats):
     t = time.perf_counter()
@@ -75,7 +76,7 @@ def run(n_events: int, n_samples: int, chunk: int, repeats: int, dtypes, skip_lo
     t0 = time.perf_counter()
     counts = jax.block_until_ready(hist(params, key, events, ids))
     compile_s = time.perf_counter() - t0
-    one_call = _time(lambda: hist(params, key, events, ids), repeats)
+    one_call = best_time(lambda: hist(params, key, events, ids), repeats)
     res = {"compile_plus_first_run_s": compile_s, "one_call_s": one_call, "one_call_objects_per_s": objects / one_call,
            "nll": neg2_log_likelihood(real, np.asarray(counts))}
     if not skip_loop:
@@ -87,7 +88,7 @@ def run(n_events: int, n_samples: int, chunk: int, repeats: int, dtypes, skip_lo
         for s in range(n_samples):
           total = total + one(params, key, events, jnp.int32(s))
         return total
-      loop_s = _time(loop, repeats)
+      loop_s = best_time(loop, repeats)
       res.update(loop_s=loop_s, loop_objects_per_s=objects / loop_s, speedup_one_call_vs_loop=loop_s / one_call)
     bytes_per_object = info["activations"] * (4 if name == "fp32" else 2) * 2
     floor = objects * bytes_per_object / H100_HBM_BYTES_PER_S

@@ -302,6 +302,13 @@ def _stop_requests():
       signal.signal(s, h)
 
 
+def _raise_if_stopped(stop: dict, epoch: int, workdir: str) -> None:
+  """After a segment's checkpoint: turn a caught SIGTERM / Ctrl-C into InterruptedError_."""
+  if stop["stop"]:
+    raise InterruptedError_(f"{stop['stop']} received: state saved at epoch {epoch}; rerun with "
+                            f"--workdir={workdir} to resume")
+
+
 # ----------------------------------------------------------------------------------------------------
 # The run.
 
@@ -448,9 +455,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                    val_nll=round(val_nll, 1), best=f"{float(best['val_nll']):.1f}@{int(best['epoch'])}")
         if on_segment_end is not None:
           on_segment_end(epoch)
-        if stop["stop"]:
-          raise InterruptedError_(f"{stop['stop']} received: state saved at epoch {epoch}; rerun with "
-                                  f"--workdir={workdir} to resume")
+        _raise_if_stopped(stop, epoch, workdir)
   finally:
     bar.close()
     writer.close()
@@ -589,8 +594,13 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
   run = setup_run(config, workdir, regions)
   prep, fns, data = run.prep, run.fns, run.data
   (train_ev, train_m), (val_ev, val_m), (test_ev, test_m) = run.train_set, run.val_set, run.test_set
-  get = lambda key: np.array([m.get(key, config[key.split(".")[0]][key.split(".")[1]] if "." in key
-                                    else config[key]) for m in members])
+  def get(key: str) -> np.ndarray:
+    """Each member's value of a dotted config key (its override, else the config's)."""
+    default = config
+    for part in key.split("."):
+      default = default[part]
+    return np.array([m.get(key, default) for m in members])
+
   seeds = get("seed").astype(np.uint32)
   keys_Mx5 = jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 5))(jnp.asarray(seeds))
   k_init, k_train, k_eval, k_test, k_apply = (keys_Mx5[:, i] for i in range(5))
@@ -649,9 +659,7 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
             state.params_g)
         ckpt.save_latest(epoch, {"state": state, "history": history, "best": best})
         bar.update(n, best_val_nll=" ".join(f"{v:.0f}" for v in best["val_nll"]))
-        if stop["stop"]:
-          raise InterruptedError_(f"{stop['stop']} received: state saved at epoch {epoch}; rerun with "
-                                  f"the same workdir ({workdir}) to resume")
+        _raise_if_stopped(stop, epoch, workdir)
   finally:
     bar.close()
     ckpt.close()
