@@ -366,7 +366,8 @@ def setup_run(config, workdir: str, regions=None) -> RunSetup:
   def eval_set(table, salt, n_max=0):
     if n_max and n_max < len(table[gen_names[0]]):
       table = {k: v[:n_max] for k, v in table.items()}
-    ev = replicate(evaluate.pad_events(prep.cond(table, salt), {a: table[a] for a in aux_names}, chunk), mesh)
+    ev = replicate(evaluate.pad_events(prep.cond(table, salt), {a: table[a] for a in aux_names}, chunk,
+                                       multiple=8 * mesh.size), mesh)
     m = evaluate.real_histogram(table, gen_names, prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins)
     return ev, m
 
@@ -437,8 +438,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         i = (epoch - 1) // config.train.eval_every
         history["epoch"][i] = epoch
         history["train_nll"][i], history["val_nll"][i] = train_nll, val_nll
-        for s_extra in config.metric.history_samples:  # Fig. 2: the same model, other S
-          history[f"val_nll_S{s_extra}"][i] = neg2_log_likelihood(
+        for s_extra in config.metric.history_samples:  # Fig. 2: the same model, other S (same key)
+          history[f"val_nll_S{s_extra}"][i] = val_nll if s_extra == S else neg2_log_likelihood(
               val_m, hist_fn(state.params_g, k_e, val_ev, on_mesh(np.arange(s_extra))))
         history["loss_d"][i], history["loss_g"][i] = losses[-1]
         for tag, v in (("nll/train", train_nll), ("nll/val", val_nll), ("loss/d", losses[-1, 0]),
@@ -721,14 +722,14 @@ def make_generate_fn(generator, latent_dim: int, chunk: int, mesh=None):
 
   def generate(params_g, key, cond_NxC):
     n = cond_NxC.shape[0]
-    n_chunks = -(-n // chunk)
-    cond = jnp.pad(cond_NxC, ((0, n_chunks * chunk - n), (0, 0))).reshape(n_chunks, chunk, -1)
+    n_chunks, size = evaluate.chunk_layout(n, chunk, 8 * (mesh.size if mesh is not None else 1))
+    cond = jnp.pad(cond_NxC, ((0, n_chunks * size - n), (0, 0))).reshape(n_chunks, size, -1)
 
     def one(c):
-      z = shard_batch(jax.random.normal(jax.random.fold_in(key, c), (chunk, latent_dim)), mesh)
+      z = shard_batch(jax.random.normal(jax.random.fold_in(key, c), (size, latent_dim)), mesh)
       return generator.apply(params_g, z, shard_batch(cond[c], mesh))
 
-    return jax.lax.map(one, jnp.arange(n_chunks)).reshape(n_chunks * chunk, -1)[:n]
+    return jax.lax.map(one, jnp.arange(n_chunks)).reshape(n_chunks * size, -1)[:n]
 
   return generate
 

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from hypothesis import given, settings, strategies as st
 
 from ganjax.data.preprocess import fit_quantile_transform
 from ganjax.metrics import likelihood
@@ -57,7 +58,7 @@ def _setup():
   aux = {"pho_pt": rng.exponential(20, 150) + 40, "pho_eta": rng.normal(0, 1, 150),
          "pho_phi": rng.uniform(-3, 3, 150)}
   cond = rng.uniform(-1, 1, (150, 2))
-  events = evaluate.pad_events(cond, aux, chunk=64)  # 150 events -> 3 chunks, the last one padded
+  events = evaluate.pad_events(cond, aux, chunk=64)  # 150 events -> 3 chunks of 56 (18 padded)
   g = Generator(n_out=4, width=0.125)
   params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 5)), jnp.zeros((1, 2)))
   hist = jax.jit(evaluate.make_histogram_fn(g, 5, gen_features, dims, gen_qt, metric_qt, 5, 64))
@@ -80,9 +81,10 @@ def test_histogram_fn_matches_direct_generation():
   # Regenerate sample 2 by hand, chunk by chunk, and bin it.
   ks = jax.random.fold_in(key, 2)
   us = []
+  assert evaluate.chunk_layout(150, 64) == (3, 56) and events.cond.shape[0] == 168
   for c in range(3):
-    z = jax.random.normal(jax.random.fold_in(ks, c), (64, 5))
-    y = g.apply(params, z, events.cond[c * 64:(c + 1) * 64])
+    z = jax.random.normal(jax.random.fold_in(ks, c), (56, 5))
+    y = g.apply(params, z, events.cond[c * 56:(c + 1) * 56])
     us.append(np.asarray(y))
   assert counts.sum() == 150
   gen_u = np.concatenate(us)[:150]
@@ -100,3 +102,32 @@ def test_relative_coordinates_back_to_physical():
   np.testing.assert_allclose(phys["fake_eta"], [1.1, -2.2])
   np.testing.assert_allclose(phys["fake_phi"], [3.3 - 2 * np.pi, -3.4 + 2 * np.pi])
   np.testing.assert_allclose(phys["fake_pt"], g[:, 0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 200_000), chunk_units=st.integers(1, 4096), devices=st.sampled_from([1, 2, 8]))
+def test_chunk_layout_covers_the_events_with_little_padding(n, chunk_units, devices):
+  """Equal chunks of at most `chunk`, device-divisible, padding below one `multiple` per chunk, and the
+  layout recovered from the padded length alone (what the jitted histogram sees)."""
+  multiple = 8 * devices
+  chunk = chunk_units * devices  # check_config: metric.chunk is a multiple of the device count
+  n_chunks, size = evaluate.chunk_layout(n, chunk, multiple)
+  assert n_chunks * size >= n and size <= chunk and size % devices == 0
+  assert n_chunks == -(-n // chunk)
+  assert n_chunks * size - n < n_chunks * multiple
+  assert evaluate.chunk_of(n_chunks * size, chunk) == (n_chunks, size)
+
+
+def test_metric_spread_falls_like_one_over_sqrt_s():
+  """Real counts drawn from the generator itself (every real bin is covered): the std of -2lnL over latent
+  keys at S=8 is smaller than at S=1 by at least ~sqrt(8) = 2.8 (Poisson noise of the generated histogram;
+  more here, 4.5, because at S=1 many real bins are empty and take the half-count penalty), and matches a
+  brute-force recomputation."""
+  _, params, hist, events = _setup()
+  real = np.asarray(hist(params, jax.random.PRNGKey(99), events, jnp.arange(1)))
+  spread = evaluate.metric_spread(hist, params, events, real, (1, 8), n_keys=24)
+  ratio = spread["S1"]["std"] / spread["S8"]["std"]
+  assert 2.0 < ratio < 9.0, ratio
+  brute = [likelihood.neg2_log_likelihood(real, hist(params, jax.random.PRNGKey(10_000 + k), events, jnp.arange(8)))
+           for k in range(24)]
+  np.testing.assert_allclose(spread["S8"]["std"], np.std(brute, ddof=1), rtol=1e-12)

@@ -19,11 +19,16 @@ def test_fluctuation_window():
 
 def test_samples_study_records_each_s(tmp_path):
   s = studies.run_study("samples", "test", str(tmp_path),
-                        overrides={"metric.history_samples": (1, 3), "output.validation": False})
+                        overrides={"metric.history_samples": (1, 3), "output.validation": False},
+                        sampling_keys=8)
   e = s["variants"]["S1-10-100"]
   assert len(e["val_nll_S1"]) == len(e["val_nll_S3"]) == len(e["epochs"]) == 2
   assert np.all(np.isfinite(e["val_nll_S1"])) and e["val_nll_S1"] != e["val_nll_S3"]
   assert "std_ratio_S1_over_Smax" in s
+  # One fixed generator, 8 latent keys (the tiny test generator misses every real bin, so its metric does
+  # not move with the key: the fall with S is tested in test_hgg_metric.py).
+  spread = s["sampling_spread"]
+  assert spread["S1"]["n_keys"] == 8 and np.isfinite(spread["S3"]["mean"])
   assert json.load(open(tmp_path / "samples" / "summary.json"))["study"] == "samples"
   assert os.path.exists(tmp_path / "samples" / "samples.png")
 

@@ -4,7 +4,8 @@ For every event the generator produces S objects with independent latents; all S
 the metric's dimensions and histogrammed in one XLA program: a `lax.scan` over samples of a `lax.scan` over
 fixed-size event chunks, so memory is bounded by the chunk whatever S and N are. The latent of (sample s,
 chunk c) is normal(fold_in(fold_in(key, s), c)), so the histogram of samples {0..S-1} is exactly the sum of
-the histograms of each sample alone (tested).
+the histograms of each sample alone (tested). Chunks are sized to the event count (`chunk_layout`), so a
+4k-event set is not padded to a 16k chunk (every padded event costs a generator call per sample).
 """
 
 from __future__ import annotations
@@ -56,10 +57,27 @@ def to_physical(gen_phys_NxO, aux: dict, gen_features: Sequence[str], relative: 
   return out
 
 
-def pad_events(cond_NxC: np.ndarray, aux: dict, chunk: int) -> EvalEvents:
-  """Pad to a multiple of `chunk` events (padding is masked out of every histogram)."""
+def chunk_layout(n: int, chunk: int, multiple: int = 8) -> tuple[int, int]:
+  """(n_chunks, chunk_size) for n events in chunks of at most `chunk`: as few chunks as `chunk` allows,
+  of equal size rounded up to `multiple` (a multiple of the device count), so padding stays below
+  n_chunks * multiple events instead of up to a whole chunk. `chunk_of(n_chunks * chunk_size, chunk)`
+  recovers the layout from the padded length."""
+  n_chunks = max(1, -(-n // chunk))
+  size = min(chunk, -(-(-(-n // n_chunks)) // multiple) * multiple)
+  return n_chunks, size
+
+
+def chunk_of(n_pad: int, chunk: int) -> tuple[int, int]:
+  """The (n_chunks, chunk_size) of a length padded by `chunk_layout` (static shapes only)."""
+  n_chunks = max(1, -(-n_pad // chunk))
+  return n_chunks, n_pad // n_chunks
+
+
+def pad_events(cond_NxC: np.ndarray, aux: dict, chunk: int, multiple: int = 8) -> EvalEvents:
+  """Pad to the `chunk_layout` of the events (padding is masked out of every histogram)."""
   n = cond_NxC.shape[0]
-  n_pad = -(-n // chunk) * chunk
+  n_chunks, size = chunk_layout(n, chunk, multiple)
+  n_pad = n_chunks * size
   pad = lambda a: np.concatenate([a, np.zeros((n_pad - n,) + a.shape[1:], a.dtype)])
   mask = np.arange(n_pad) < n
   return EvalEvents(cond=jnp.asarray(pad(np.asarray(cond_NxC, np.float32))),
@@ -104,12 +122,11 @@ def make_histogram_fn(generator, latent_dim: int, gen_features: Sequence[str], m
   metric_dims = tuple(metric_dims)
 
   def hist(params_g, key, events: EvalEvents, sample_ids):
-    n_pad = events.cond.shape[0]
-    n_chunks = n_pad // chunk
+    n_chunks, size = chunk_of(events.cond.shape[0], chunk)
 
     def one_chunk(counts, c, key_s):
-      sl = lambda a: shard_batch(jax.lax.dynamic_slice_in_dim(a, c * chunk, chunk), mesh)
-      z = shard_batch(jax.random.normal(jax.random.fold_in(key_s, c), (chunk, latent_dim)), mesh)
+      sl = lambda a: shard_batch(jax.lax.dynamic_slice_in_dim(a, c * size, size), mesh)
+      z = shard_batch(jax.random.normal(jax.random.fold_in(key_s, c), (size, latent_dim)), mesh)
       g = generator.apply(params_g, z, sl(events.cond))
       u = metric_coordinates(g, {k: sl(v) for k, v in events.aux.items()}, gen_features, metric_dims,
                              gen_qt, metric_qt, relative)
@@ -135,3 +152,17 @@ def real_histogram(columns: dict, gen_features: Sequence[str], metric_dims: Sequ
        for k, d in enumerate(metric_dims)]
   idx = likelihood.flat_bin_index(np.stack(u, -1), n_bins)
   return np.bincount(idx, minlength=n_bins ** len(metric_dims))
+
+
+def metric_spread(hist_fn: Callable, params_g, events: EvalEvents, real_counts, s_values: Sequence[int],
+                  n_keys: int = 20, seed: int = 10_000) -> dict:
+  """Mean and std of -2lnL of ONE generator over `n_keys` independent latent keys, for each S: the metric's
+  own sampling noise (hgg paper Sec. 2.5, Fig. 2), which falls like 1/sqrt(S) where the generated
+  histogram's Poisson noise dominates. `hist_fn` is the jitted `make_histogram_fn` result."""
+  out = {}
+  for s in s_values:
+    ids = jnp.arange(s)
+    vals = [likelihood.neg2_log_likelihood(real_counts, hist_fn(params_g, jax.random.PRNGKey(seed + k), events, ids))
+            for k in range(n_keys)]
+    out[f"S{s}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)), "n_keys": n_keys}
+  return out
