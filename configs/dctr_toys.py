@@ -59,6 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.gan.d_steps = 1
   c.gan.g_ema = 0.0
   c.gan.standardize = True      # G and D see (x - mean) / std of the truth
+  c.gan.r1_gamma = 0.0          # R1 gradient penalty on D at real points (0: off)
 
   c.reweight = reweight.default_config()
   c.reweight.columns = [f"x{i}" for i in range(dim)]

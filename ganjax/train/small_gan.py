@@ -16,6 +16,10 @@ The paper fixes the networks, latent size, batch size and number of steps but no
   g_ema                   decay of an exponential moving average of G's parameters (0: off); averaging
                           damps the rotation of GAN training around the equilibrium (Yazici et al. 2019)
   standardize             train G and D on (x - mean) / std of the training data (G's output is mapped back)
+  r1_gamma                R1 gradient penalty on D at real points (Mescheder et al. 2018, arXiv:1801.04406,
+                          Eq. 9): D's loss gains (gamma / 2) E_real[|grad_x logit D(x)|^2], x in the units D
+                          sees (standardised when `standardize`); 0: off. It damps D's sharp gradients around
+                          the data, a cure for within-mode collapse and oscillation of small 2D GANs.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def settings_of(config: ml_collections.ConfigDict) -> tuple:
        float(config.b1), float(config.b2), int(_get(config, "n_steps", 1)),
        str(_get(config, "lr_schedule", "constant")), str(_get(config, "latent", "normal")),
        int(_get(config, "d_steps", 1)), float(_get(config, "g_ema", 0.0)),
-       bool(_get(config, "standardize", False)))
+       bool(_get(config, "standardize", False)), float(_get(config, "r1_gamma", 0.0)))
   if s[9] not in _SCHEDULES:
     raise ValueError(f"gan.lr_schedule={s[9]!r}; known: {_SCHEDULES}")
   if s[10] not in _LATENTS:
@@ -59,6 +63,8 @@ def settings_of(config: ml_collections.ConfigDict) -> tuple:
     raise ValueError(f"gan.d_steps must be >= 1, got {s[11]}")
   if not 0.0 <= s[12] < 1.0:
     raise ValueError(f"gan.g_ema must be in [0, 1), got {s[12]}")
+  if s[14] < 0.0:
+    raise ValueError(f"gan.r1_gamma must be >= 0, got {s[14]}")
   return s
 
 
@@ -79,10 +85,19 @@ def _schedule(name: str, lr: float, n_steps: int):
   return lr
 
 
+def r1_penalty(disc, d_params, x_NxD: jax.Array) -> jax.Array:
+  """E_x |grad_x logit D(x)|^2 over the rows of x_NxD (R1 of Mescheder et al. 2018 without gamma / 2).
+
+  D acts row by row, so the gradient of the summed logits w.r.t. x_NxD is the per-event gradient.
+  """
+  g_NxD = jax.grad(lambda x: jnp.sum(disc.apply(d_params, x)))(x_NxD)
+  return jnp.mean(jnp.sum(g_NxD ** 2, axis=-1))
+
+
 @functools.lru_cache(maxsize=16)
 def _make_train(settings: tuple) -> tuple[Callable, Callable, Callable]:
   (data_dim, latent, g_hidden, d_hidden, batch, lr, b1, b2, n_steps, schedule, latent_dist, d_steps,
-   g_ema, standardize) = settings
+   g_ema, standardize, r1_gamma) = settings
   gen, disc = make_small_gan(data_dim, g_hidden, d_hidden)
   tx_g = optax.adam(_schedule(schedule, lr, n_steps), b1=b1, b2=b2)
   tx_d = optax.adam(_schedule(schedule, lr, n_steps * d_steps), b1=b1, b2=b2)
@@ -109,7 +124,10 @@ def _make_train(settings: tuple) -> tuple[Callable, Callable, Callable]:
 
   def d_loss_fn(d, g, x_real, z):
     x_fake = gen.apply(g, z)
-    return 0.5 * (jnp.mean(_bce(disc.apply(d, x_real), 1.0)) + jnp.mean(_bce(disc.apply(d, x_fake), 0.0)))
+    loss = 0.5 * (jnp.mean(_bce(disc.apply(d, x_real), 1.0)) + jnp.mean(_bce(disc.apply(d, x_fake), 0.0)))
+    if r1_gamma > 0:
+      loss = loss + 0.5 * r1_gamma * r1_penalty(disc, d, x_real)
+    return loss
 
   def g_loss_fn(g, d, z):
     return jnp.mean(_bce(disc.apply(d, gen.apply(g, z)), 1.0))
