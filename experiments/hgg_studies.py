@@ -80,10 +80,16 @@ def fluctuation(values: np.ndarray, tail_fraction: float = 1 / 3) -> dict:
   return {"mean": float(np.mean(tail)), "std": float(np.std(tail, ddof=1)), "n": int(len(tail))}
 
 
-def sampling_spread(config, workdir: str, s_values, n_keys: int = 20) -> dict:
+def sampling_spread(config, workdir: str, s_values, n_keys: int = 20, n_events: int = 0) -> dict:
   """Std of the validation -2lnL of ONE generator (the run's best) over `n_keys` latent keys, per S: the
-  metric's pure sampling noise, which falls like 1/sqrt(S) (Poisson noise of the generated histogram)."""
+  metric's pure sampling noise. It falls like 1/sqrt(S) only once the generated histogram is well filled
+  (N S >> number of bins); for sparse histograms the empty-bin floor caps it (docs/results.md, issue 3).
+
+  n_events > 0 (simulator only): instead of the run's validation set, an independent SR sample of that
+  size simulated with sim_seed + 1 (e.g. the paper's 25,000 validation events for a quick-preset generator).
+  """
   import jax
+  from ganjax.data import gjets
   run = hgg.setup_run(config, workdir)
   ckpt = hgg.Checkpoints(workdir)
   like = {"params_g": run.fns.init(jax.random.PRNGKey(0)).params_g, "epoch": np.array(-1, np.int32),
@@ -91,7 +97,23 @@ def sampling_spread(config, workdir: str, s_values, n_keys: int = 20) -> dict:
   params_g = ckpt.restore_best(like)["params_g"]
   ckpt.close()
   val_ev, val_m = run.val_set
-  return evaluate.metric_spread(jax.jit(run.hist_fn), params_g, val_ev, val_m, s_values, n_keys)
+  if n_events:
+    if config.data.source != "simulate":
+      raise ValueError("sampling_spread(n_events > 0) simulates its own events: data.source must be 'simulate'")
+    prep, gen_names, chunk = run.prep, run.prep.gen_names, config.metric.chunk
+    sr = {}
+    n_sim = 4 * n_events
+    while len(sr.get(gen_names[0], ())) < n_events:
+      sr, _ = gjets.split_regions(gjets.simulate(n_sim, seed=config.data.sim_seed + 1,
+                                                 params=hgg.region_params(config)))
+      n_sim *= 2
+    table = {k: v[:n_events] for k, v in sr.items()}
+    aux = evaluate.aux_columns(prep.metric_dims, gen_names, prep.relative)
+    val_ev = evaluate.pad_events(prep.cond(table, 4), {a: table[a] for a in aux}, chunk)
+    val_m = evaluate.real_histogram(table, gen_names, prep.metric_dims, prep.gen_qt, prep.metric_qt,
+                                    config.metric.n_bins)
+  spread = evaluate.metric_spread(jax.jit(run.hist_fn), params_g, val_ev, val_m, s_values, n_keys)
+  return {k: {**v, "events": int(val_ev.n_events)} for k, v in spread.items()}
 
 
 def run_vmapped(study: str, preset: str, workdir: str, overrides: dict | None = None) -> dict:
@@ -118,7 +140,7 @@ def run_vmapped(study: str, preset: str, workdir: str, overrides: dict | None = 
 
 
 def run_study(study: str, preset: str, workdir: str, overrides: dict | None = None,
-              sequential: bool = False, sampling_keys: int = 20) -> dict:
+              sequential: bool = False, sampling_keys: int = 20, spread_events: int = 0) -> dict:
   """Run every variant of a study; returns (and writes) the summary."""
   if study in VMAPPED and not sequential:
     return run_vmapped(study, preset, workdir, overrides)
@@ -153,7 +175,8 @@ def run_study(study: str, preset: str, workdir: str, overrides: dict | None = No
       config = hgg_config.get_config(preset)
       for k, v in {**STUDIES[study][0][1], **(overrides or {})}.items():
         _override(config, k, v)
-      spread = sampling_spread(config, os.path.join(out_dir, STUDIES[study][0][0]), s_values, sampling_keys)
+      spread = sampling_spread(config, os.path.join(out_dir, STUDIES[study][0][0]), s_values, sampling_keys,
+                               spread_events)
       summary["sampling_spread"] = spread
       den = spread[f"S{max(s_values)}"]["std"]
       summary["sampling_std_ratio_S1_over_Smax"] = spread["S1"]["std"] / den if den > 0 else None
@@ -189,6 +212,9 @@ def main():
                  help="config override for every variant, e.g. --set train.eval_every=2 (repeatable)")
   p.add_argument("--sampling_keys", type=int, default=20,
                  help="samples study: latent keys for the fixed-model sampling spread (0 = skip)")
+  p.add_argument("--spread_events", type=int, default=0,
+                 help="samples study: measure the sampling spread on this many independent simulated SR "
+                      "events instead of the validation set (0 = the validation set)")
   a = p.parse_args()
   overrides = {}
   for kv in a.set:
@@ -198,7 +224,7 @@ def main():
     except (ValueError, SyntaxError):
       overrides[k] = v
   s = run_study(a.study, a.preset, a.workdir, overrides=overrides, sequential=a.sequential,
-                sampling_keys=a.sampling_keys)
+                sampling_keys=a.sampling_keys, spread_events=a.spread_events)
   for name, e in s["variants"].items():
     print(f"{name}: best val -2lnL {e['best_val_nll']:.1f} @ {e['best_epoch']}, final {e['final_val_nll']:.1f}, "
           f"S2 ratio {e['s2_fake_pt_ratio']:.3f}, {e['seconds']:.0f} s")
