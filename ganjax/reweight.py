@@ -44,6 +44,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.hidden = (64, 128, 256)  # paper's 2D toy reweighter (Sec. III A)
   c.activation = "relu"
   c.learning_rate = 1e-3
+  c.lr_schedule = "constant" # 'constant' | 'cosine' (decay to 0 over all epochs: a settled, less noisy h)
+  c.weight_decay = 0.0       # decoupled weight decay (AdamW, Loshchilov & Hutter 2019); 0: plain Adam
   c.batch_size = 256         # per step: batch_size // 2 truth + batch_size // 2 generated events
   c.n_epochs = 100           # epochs over the larger class's training split (paper: 100)
   c.val_fraction = 0.2       # held-out fraction of each class (model selection and calibration)
@@ -98,6 +100,8 @@ def _check_config(config: ml_collections.ConfigDict) -> list[str]:
   if config.batch_size < 2 or config.n_epochs < 1:
     raise ValueError(f"reweight config: need batch_size >= 2 and n_epochs >= 1, "
                      f"got {config.batch_size}, {config.n_epochs}")
+  make_optimizer(float(config.learning_rate), 1, str(config.get("lr_schedule", "constant")),
+                 float(config.get("weight_decay", 0.0)))  # raises on a bad schedule / weight decay
   return columns
 
 
@@ -108,6 +112,21 @@ def _check_event_weights(w: np.ndarray | None, n: int, name: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- classifier training
+
+
+_LR_SCHEDULES = ("constant", "cosine")
+
+
+def make_optimizer(learning_rate: float, n_steps: int, lr_schedule: str = "constant",
+                   weight_decay: float = 0.0) -> optax.GradientTransformation:
+  """Adam (the paper's optimiser) with an optional cosine decay to 0 over n_steps and decoupled weight decay."""
+  if lr_schedule not in _LR_SCHEDULES:
+    raise ValueError(f"reweight config: lr_schedule={lr_schedule!r}; known: {_LR_SCHEDULES}")
+  if weight_decay < 0:
+    raise ValueError(f"reweight config: weight_decay must be >= 0, got {weight_decay}")
+  lr = optax.cosine_decay_schedule(learning_rate, max(1, n_steps)) if lr_schedule == "cosine" else learning_rate
+  return optax.adamw(lr, weight_decay=weight_decay) if weight_decay > 0 else optax.adam(lr)
+
 
 
 def _bce(logit: jax.Array, label: jax.Array) -> jax.Array:
@@ -131,10 +150,11 @@ def make_train(config: ml_collections.ConfigDict, n_truth: int, n_gen: int
   n_truth / n_gen (train sizes) fix the static number of steps per epoch.
   """
   model = MLPClassifier(tuple(int(h) for h in config.hidden), config.activation)
-  tx = optax.adam(config.learning_rate)
   half = max(1, int(config.batch_size) // 2)
   steps_per_epoch = max(1, math.ceil(max(n_truth, n_gen) / half))
   n_epochs = int(config.n_epochs)
+  tx = make_optimizer(float(config.learning_rate), steps_per_epoch * n_epochs,
+                      str(config.get("lr_schedule", "constant")), float(config.get("weight_decay", 0.0)))
   keep_best = bool(config.keep_best)
 
   def init(key: jax.Array, x_1xD: jax.Array):
@@ -272,15 +292,17 @@ def _auc(score_t: np.ndarray, score_g: np.ndarray) -> float:
 
 def _program_settings(config: ml_collections.ConfigDict) -> tuple:
   return (tuple(int(h) for h in config.hidden), str(config.activation), float(config.learning_rate),
-          int(config.batch_size), int(config.n_epochs), bool(config.keep_best), bool(config.calibrate))
+          int(config.batch_size), int(config.n_epochs), bool(config.keep_best), bool(config.calibrate),
+          str(config.get("lr_schedule", "constant")), float(config.get("weight_decay", 0.0)))
 
 
 @functools.lru_cache(maxsize=16)
 def _fit_program(settings: tuple, n_truth: int, n_gen: int) -> tuple[Callable, int]:
   """One jitted program (init, all epochs, held-out calibration) per settings/sizes, reused across calls."""
-  hidden, activation, lr, batch_size, n_epochs, keep_best, calibrate = settings
+  hidden, activation, lr, batch_size, n_epochs, keep_best, calibrate, lr_schedule, weight_decay = settings
   cfg = ml_collections.ConfigDict(dict(hidden=hidden, activation=activation, learning_rate=lr,
-                                       batch_size=batch_size, n_epochs=n_epochs, keep_best=keep_best))
+                                       batch_size=batch_size, n_epochs=n_epochs, keep_best=keep_best,
+                                       lr_schedule=lr_schedule, weight_decay=weight_decay))
   model, init, train, steps_per_epoch = make_train(cfg, n_truth, n_gen)
 
   @jax.jit

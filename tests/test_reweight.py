@@ -138,3 +138,30 @@ def test_bad_input_is_reported_before_training():
     reweight.fit({"a": np.ones(1), "b": np.ones(1)}, good, _cfg())
   with pytest.raises(ValueError, match="truth: 1 of 100 event weights"):
     reweight.fit(good, good, _cfg(), truth_weights=np.r_[-1.0, np.ones(99)])
+
+
+def test_optimizer_schedule_and_weight_decay():
+  """Cosine: the first update is Adam's, the last one (step n) is zero; weight decay with zero gradient
+  shrinks a parameter by lr * wd * p (AdamW); bad options are a ValueError before training."""
+  p, g = {"w": jnp.array([2.0, -1.0])}, {"w": jnp.array([0.3, 0.3])}
+  n, lr = 10, 0.1
+
+  def updates(tx, steps):
+    state, out = tx.init(p), []
+    for _ in range(steps):
+      u, state = tx.update(g, state, p)
+      out.append(np.asarray(u["w"]))
+    return out
+
+  adam = updates(reweight.make_optimizer(lr, n), n + 1)
+  cos = updates(reweight.make_optimizer(lr, n, "cosine"), n + 1)
+  np.testing.assert_allclose(cos[0], adam[0], rtol=1e-6)
+  np.testing.assert_allclose(cos[n], 0.0, atol=1e-9)
+  assert np.all(np.abs(cos[n // 2]) < np.abs(adam[n // 2]))
+  tx = reweight.make_optimizer(lr, n, weight_decay=0.5)
+  u, _ = tx.update({"w": jnp.zeros(2)}, tx.init(p), p)
+  np.testing.assert_allclose(np.asarray(u["w"]), -lr * 0.5 * np.asarray(p["w"]), rtol=1e-6)
+  rng = np.random.default_rng(0)
+  for bad, match in [(dict(lr_schedule="step"), "lr_schedule"), (dict(weight_decay=-1.0), "weight_decay")]:
+    with pytest.raises(ValueError, match=match):
+      reweight.reweight(_gauss(rng, 50, 0.0), _gauss(rng, 50, 0.0), _cfg(**bad))

@@ -101,6 +101,7 @@ def test_config_presets():
     assert c.gan.n_steps == 10_000 and c.gan.batch_size == 128 and c.reweight.clip == 5.0
     assert tuple(c.gan.g_hidden) == (15, 15) and tuple(c.gan.d_hidden) == (25, 25)
     assert (c.gan.learning_rate, c.gan.lr_schedule, c.gan.standardize) == (5e-3, "cosine", True)
+    assert (c.gan.b1, c.gan.r1_gamma) == (0.0, 0.1)
   with pytest.raises(ValueError, match="unknown preset"):
     toys_config.get_config("spiral")
 
@@ -140,17 +141,22 @@ def test_small_gan_r1_penalty():
   want = np.mean(np.sum(grad ** 2, axis=1))
   assert want > 1e-4
   np.testing.assert_allclose(float(r1_penalty(disc, d, x)), want, rtol=2e-3)
-  # D's recorded loss at step 0 (same batch, same D) grows linearly in gamma
+  # D's recorded loss at step 0 is the gamma = 0 loss + gamma / 2 * the penalty on that step's real batch
   xs = get_toy("grid").sample(jax.random.key(0), 64)
-  loss0 = {}
-  for gamma in (0.0, 1.0, 3.0):
+  loss0, states = {}, {}
+  for gamma in (0.0, 2.0):
     init, train_segment, _ = _tiny_gan(r1_gamma=gamma)
-    _, h = train_segment(init(jax.random.key(2), xs), jax.random.key(1), xs, 1)
-    loss0[gamma] = float(h["d_loss"][0])
-  assert loss0[1.0] > loss0[0.0]
-  np.testing.assert_allclose(loss0[3.0] - loss0[0.0], 3 * (loss0[1.0] - loss0[0.0]), rtol=1e-4)
-  init, train_segment, _ = _tiny_gan(r1_gamma=1.0)
-  s0 = init(jax.random.key(2), xs)
+    states[gamma] = init(jax.random.key(2), xs)
+    loss0[gamma] = float(train_segment(states[gamma], jax.random.key(1), xs, 1)[1]["d_loss"][0])
+  s = states[2.0]
+  k_idx = jax.random.split(jax.random.fold_in(jax.random.key(1), 0), 3)[0]  # the step's batch (one_step)
+  x_real = (xs[jax.random.randint(k_idx, (8,), 0, xs.shape[0])] - s["shift"]) / s["scale"]
+  _, disc8 = make_small_gan(2, (4,), (4,))
+  pen = float(r1_penalty(disc8, s["d"], x_real))
+  assert pen > 0
+  np.testing.assert_allclose(loss0[2.0] - loss0[0.0], 0.5 * 2.0 * pen, rtol=1e-4)
+  init, train_segment, _ = _tiny_gan(r1_gamma=2.0)  # cached: the programs above
+  s0 = states[2.0]
   one, _ = train_segment(s0, jax.random.key(1), xs, 2)
   two, _ = train_segment(train_segment(s0, jax.random.key(1), xs, 1)[0], jax.random.key(1), xs, 1)
   for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)):
