@@ -186,19 +186,30 @@ def run_study(study: str, preset: str, workdir: str, overrides: dict | None = No
 
 
 def plot(summary: dict, path: str) -> None:
-  """Validation -2lnL versus epoch per variant (Figs. 3-4); for `samples`, the shifted S curves (Fig. 2)."""
+  """Validation -2lnL versus epoch per variant (Figs. 3-4); for `samples`, the shifted S curves (Fig. 2),
+  with a second panel zoomed on the late window where the fluctuation is measured."""
+  samples = summary["study"] == "samples"
   with hep_style():
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(1, 2 if samples else 1, figsize=(11 if samples else 6, 4), squeeze=False)
     for name, e in summary["variants"].items():
       keys = [k for k in e if k.startswith("val_nll_S")] or ["val_nll"]
       for k in keys:
         y = np.asarray(e[k])
-        if summary["study"] == "samples":
-          y = y - e["fluctuation_S" + k.split("S")[-1]]["mean"]
-        ax.plot(e["epochs"], y, label=name if k == "val_nll" else k.replace("val_nll_", ""), lw=1.2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(r"$-2\ln\Lambda$" + (" - late mean" if summary["study"] == "samples" else " (validation)"))
-    ax.legend(fontsize=8)
+        if samples:
+          f = e["fluctuation_S" + k.split("S")[-1]]
+          y = y - f["mean"]
+        label = name if k == "val_nll" else k.replace("val_nll_", "")
+        axes[0, 0].plot(e["epochs"], y, label=label, lw=1.2)
+        if samples:
+          late = slice(len(y) - f["n"], None)
+          axes[0, 1].plot(np.asarray(e["epochs"])[late], y[late], lw=1.2,
+                          label=f"{label}: std {f['std']:.0f}")
+    for ax in axes[0]:
+      ax.set_xlabel("epoch")
+      ax.set_ylabel(r"$-2\ln\Lambda$" + (" - late mean" if samples else " (validation)"))
+      ax.legend(fontsize=8)
+    if samples:
+      axes[0, 1].set_title("late window (last third)", fontsize=10)
     save_figure(fig, path)
 
 
