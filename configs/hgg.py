@@ -100,6 +100,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.output.plots = True
   c.output.format = "parquet"     # parquet | root (a TTree, via uproot) for ganed_cr / mc_sr_test
   c.output.validation = True      # distance correlations, chi, S^2 and KS of 15 observables (Sec. 3.2)
+  c.output.ideal_reference = True # simulator only: the same checks for an ideal generator (its exact SR fakes)
 
   # DCTR (dctrgan paper): reweight the GANed CR with w = h/(1-h) from a classifier of MC SR events vs the
   # generator applied to the same SR events' conditions (object + conditional features as inputs).

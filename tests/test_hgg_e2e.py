@@ -60,6 +60,10 @@ def test_outputs(straight_run, regions):
   assert len(cols["gan_fake_pt"]) == 512
   assert np.all(np.abs(cols["gan_fake_phi"]) <= np.pi)
   assert on_disk["generated_relative_to"] == {}
+  ideal = on_disk["validation"]["ideal_reference"]  # simulator data: the ideal-generator reference
+  assert ideal["accepted_fraction"] > 0.9
+  for key in ("ideal_vs_mc_sr", "ganed_vs_ideal"):
+    assert np.isfinite(ideal[key]["summary"]["chi"]) and set(validation.HGG_OBSERVABLES) == set(ideal[key]["s2"])
   # Diphoton columns are recomputed from the generated photon.
   dip = gjets.diphoton(cols["pho_pt"], cols["pho_eta"], cols["pho_phi"], cols["gan_fake_pt"],
                        cols["gan_fake_eta"], cols["gan_fake_phi"])

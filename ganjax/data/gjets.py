@@ -121,6 +121,27 @@ def preselection(cols: dict, params: GJetsParams = GJetsParams()) -> np.ndarray:
           & (cols["pho_id"] > params.prompt_id_min))
 
 
+def draw_fake(rng: np.random.Generator, jet_pt, jet_eta, jet_phi, n_vtx, p: GJetsParams) -> dict:
+  """The fake photon of each event (pt, eta, phi, id) given its parent jet and pileup: the only inputs
+  the fake model has, so p(fake | event) = p(fake | jet, n_vtx) before any selection."""
+  n = len(jet_pt)
+  z = rng.beta(p.z_a, p.z_b, n)
+  spread = p.axis_sigma * (1.0 - z) + p.axis_floor
+  fake_eta = jet_eta + spread * rng.normal(size=n)
+  fake_phi = wrap_phi(jet_phi + spread * rng.normal(size=n))
+  fake_pt = z * jet_pt
+  iso = (1.0 - z) * jet_pt * p.cone_fraction + p.iso_pileup * n_vtx * rng.exponential(1.0, n)
+
+  endcap = np.abs(fake_eta) > BARREL_ENDCAP_GAP[1]
+  shower = 0.6 / (1.0 + fake_pt / 30.0) + 0.35 * endcap + 0.25 * rng.normal(size=n)
+  t_fake = (p.fake_c0 - p.fake_c_iso * iso / fake_pt - p.fake_c_shower * shower
+            - p.fake_c_eta * np.abs(fake_eta) - p.fake_c_pileup * (n_vtx - p.nvtx_mean)
+            + p.fake_noise * rng.normal(size=n))
+  fake_id = 2.0 * _sigmoid(t_fake) - 1.0
+
+  return dict(fake_pt=fake_pt, fake_eta=fake_eta, fake_phi=fake_phi, fake_id=fake_id)
+
+
 def _simulate_raw(rng: np.random.Generator, n: int, p: GJetsParams) -> dict:
   """n raw events (before preselection)."""
   u = rng.random(n)
@@ -142,19 +163,7 @@ def _simulate_raw(rng: np.random.Generator, n: int, p: GJetsParams) -> dict:
   jet_phi = np.arctan2(jpy, jpx)
   jet_eta = jet_eta_hard
 
-  z = rng.beta(p.z_a, p.z_b, n)
-  spread = p.axis_sigma * (1.0 - z) + p.axis_floor
-  fake_eta = jet_eta + spread * rng.normal(size=n)
-  fake_phi = wrap_phi(jet_phi + spread * rng.normal(size=n))
-  fake_pt = z * jet_pt
-  iso = (1.0 - z) * jet_pt * p.cone_fraction + p.iso_pileup * n_vtx * rng.exponential(1.0, n)
-
-  endcap = np.abs(fake_eta) > BARREL_ENDCAP_GAP[1]
-  shower = 0.6 / (1.0 + fake_pt / 30.0) + 0.35 * endcap + 0.25 * rng.normal(size=n)
-  t_fake = (p.fake_c0 - p.fake_c_iso * iso / fake_pt - p.fake_c_shower * shower
-            - p.fake_c_eta * np.abs(fake_eta) - p.fake_c_pileup * (n_vtx - p.nvtx_mean)
-            + p.fake_noise * rng.normal(size=n))
-  fake_id = 2.0 * _sigmoid(t_fake) - 1.0
+  fake = draw_fake(rng, jet_pt, jet_eta, jet_phi, n_vtx, p)
 
   pho_iso = p.iso_pileup * n_vtx * rng.exponential(1.0, n)
   t_pho = (p.prompt_c0 - p.prompt_c_iso * pho_iso / pho_pt - p.prompt_c_pileup * (n_vtx - p.nvtx_mean)
@@ -162,10 +171,10 @@ def _simulate_raw(rng: np.random.Generator, n: int, p: GJetsParams) -> dict:
   pho_id = 2.0 * _sigmoid(t_pho) - 1.0
 
   cols = dict(pho_pt=pho_pt, pho_eta=pho_eta, pho_phi=pho_phi, pho_id=pho_id,
-              fake_pt=fake_pt, fake_eta=fake_eta, fake_phi=fake_phi, fake_id=fake_id,
+              **fake,
               jet_pt=jet_pt, jet_eta=jet_eta, jet_phi=jet_phi,
               n_jets=n_jets.astype(np.float64), n_vtx=n_vtx.astype(np.float64))
-  cols.update(diphoton(pho_pt, pho_eta, pho_phi, fake_pt, fake_eta, fake_phi))
+  cols.update(diphoton(pho_pt, pho_eta, pho_phi, fake["fake_pt"], fake["fake_eta"], fake["fake_phi"]))
   return cols
 
 
@@ -197,3 +206,36 @@ def split_regions(events: dict[str, np.ndarray]) -> tuple[dict, dict]:
   sr = events["is_sr"]
   cols = [k for k in events if k != "is_sr"]
   return {k: events[k][sr] for k in cols}, {k: events[k][~sr] for k in cols}
+
+
+def sample_sr_fakes(events: dict[str, np.ndarray], seed: int = 0, params: GJetsParams = GJetsParams(),
+                    max_rounds: int = 2000) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """An ideal generator: for each event, a fake drawn from the simulator's exact SR conditional.
+
+  The fake model depends on the event only through the parent jet and N_vtx (`draw_fake`), so
+  p_SR(fake | event) is p(fake | jet, N_vtx) restricted to fakes that pass the SR ID and, with the event's
+  prompt photon, the preselection: rejection sampling draws exactly that. Applied to CR events this is what a
+  perfect conditional GAN would give (the floor of every GANed-CR vs MC-SR comparison). Returns (fake
+  columns plus the recomputed diphoton columns, accepted mask); events not accepted within `max_rounds`
+  draws (SR probability below ~1/max_rounds) keep NaN and False.
+  """
+  rng = np.random.default_rng(seed)
+  n = len(events["jet_pt"])
+  names = FAKE_COLUMNS + DIPHOTON_COLUMNS
+  out = {c: np.full(n, np.nan) for c in names}
+  pending = np.arange(n)
+  for _ in range(max_rounds):
+    if not len(pending):
+      break
+    ev = {c: np.asarray(events[c], np.float64)[pending] for c in ("jet_pt", "jet_eta", "jet_phi", "n_vtx")
+          + PHOTON_COLUMNS}
+    cols = {**ev, **draw_fake(rng, ev["jet_pt"], ev["jet_eta"], ev["jet_phi"], ev["n_vtx"], params)}
+    cols.update(diphoton(cols["pho_pt"], cols["pho_eta"], cols["pho_phi"], cols["fake_pt"],
+                         cols["fake_eta"], cols["fake_phi"]))
+    ok = (cols["fake_id"] > params.sr_id_min) & preselection(cols, params)
+    for c in names:
+      out[c][pending[ok]] = cols[c][ok]
+    pending = pending[~ok]
+  accepted = np.ones(n, bool)
+  accepted[pending] = False
+  return {c: v.astype(np.float32) for c, v in out.items()}, accepted
