@@ -2,6 +2,8 @@
 
   python experiments/hgg_ideal.py --config=configs/hgg.py:quick --out=runs/ideal_quick.json
   python experiments/hgg_ideal.py --config=configs/hgg.py --out=runs/ideal_paper.json   # paper sizes
+  python experiments/hgg_ideal.py --config=configs/hgg.py:quick --config.data.n_events=600000 \
+      --config.data.n_train=32000 --null --out=runs/ideal_null.json      # + the null of ganed_vs_ideal
 
 Builds the main job's splits for a config (same simulation, same SR test set and CR events) and gives every
 CR event a fake drawn from the simulator's exact SR conditional (`gjets.sample_sr_fakes`): what a perfect
@@ -18,10 +20,13 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
-from ganjax import hgg, io
+from ganjax import hgg, io, validation
+from ganjax.data import gjets
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/hgg.py[:preset]", lock_config=True)
 _OUT = flags.DEFINE_string("out", None, "JSON file for the result (written atomically).")
+_NULL = flags.DEFINE_bool("null", False, "Also the null of `ganed_vs_ideal`: a second, independent ideal CR "
+                          "in place of the GAN (key null_vs_ideal), on the CR events both draws accept.")
 flags.mark_flags_as_required(["config", "out"])
 
 
@@ -34,6 +39,14 @@ def main(argv):
   sr, cr, source = hgg.load_regions(config)
   prep = hgg.Prepared(config, sr, cr)
   result = hgg.ideal_reference(config, prep)
+  if _NULL.value:
+    fakes, accepted = gjets.sample_sr_fakes(prep.cr, seed=config.seed + 2, params=hgg.region_params(config))
+    prep.cr = {k: v[accepted] for k, v in prep.cr.items()}
+    second = {o: fakes[o][accepted] if o in fakes else prep.cr[o] for o in validation.HGG_OBSERVABLES}
+    result["null_vs_ideal"] = hgg.ideal_reference(config, prep, second)["ganed_vs_ideal"]
+    s = result["null_vs_ideal"]["summary"]
+    print(f"null (independent ideal CR vs ideal CR): chi {s['chi']:.3f}, S^2(fake pT) ratio "
+          f"{s['s2_fake_pt_ganed_over_cr']:.3f}")
   floor = result["ideal_vs_mc_sr"]
   result.update(source=source, n_sr_test=config.data.n_test, n_cr=int(len(prep.cr["fake_pt"])),
                 seconds=time.time() - t0)

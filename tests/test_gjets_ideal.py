@@ -50,9 +50,10 @@ def test_experiment_script_writes_the_floor(tmp_path):
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   out = tmp_path / "ideal.json"
   subprocess.run([sys.executable, os.path.join(repo, "experiments", "hgg_ideal.py"),
-                  "--config=" + os.path.join(repo, "configs", "hgg.py") + ":test", f"--out={out}"],
+                  "--config=" + os.path.join(repo, "configs", "hgg.py") + ":test", f"--out={out}", "--null"],
                  check=True, cwd=repo, env={**os.environ, "PYTHONPATH": repo}, capture_output=True)
   res = json.loads(out.read_text())
   s = res["ideal_vs_mc_sr"]["summary"]
   assert np.isfinite(s["chi"]) and s["chi"] < s["chi_cr_vs_sr"]  # SR-like fakes beat the CR's own
   assert s["s2_fake_pt_ganed_over_cr"] < 1.0 and "ganed_vs_ideal" not in res
+  assert np.isfinite(res["null_vs_ideal"]["summary"]["chi"])
