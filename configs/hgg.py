@@ -101,6 +101,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.output.format = "parquet"     # parquet | root (a TTree, via uproot) for ganed_cr / mc_sr_test
   c.output.validation = True      # distance correlations, chi, S^2 and KS of 15 observables (Sec. 3.2)
   c.output.ideal_reference = True # simulator only: the same checks for an ideal generator (its exact SR fakes)
+  c.output.ideal_max_events = 250_000  # CR events used for it (random subset; 0 = all): bounds its cost
 
   # DCTR (dctrgan paper): reweight the GANed CR with w = h/(1-h) from a classifier of MC SR events vs the
   # generator applied to the same SR events' conditions (object + conditional features as inputs).

@@ -745,8 +745,10 @@ def ideal_reference(config, prep: Prepared, ganed_view: dict | None = None) -> d
     differ from the SR's, which no generator can change.
   - `ganed_vs_ideal`: GANed CR vs ideal CR on disjoint random halves of the accepted CR events (independent
     samples of one target, so chi ~ 0.8 and S^2 ~ its noise for a perfect GAN): the generator's own error.
-  Each holds the validation summary (chi, S^2 ratio of fake pT, named pairs) and the S^2 per observable;
-  without `ganed_view` only the first (experiments/hgg_ideal.py: the floor at any scale, no training).
+  At most `output.ideal_max_events` CR events are used (with a 50k SR test set, 250k CR events leave
+  sigma dominated by the SR side). Each holds the validation summary (chi, S^2 ratio of fake pT, named
+  pairs) and the S^2 per observable; without `ganed_view` only the first (experiments/hgg_ideal.py: the
+  floor at any scale, no training).
   """
   from ganjax import validation
   names = validation.HGG_OBSERVABLES
@@ -754,6 +756,8 @@ def ideal_reference(config, prep: Prepared, ganed_view: dict | None = None) -> d
   ideal = {c: fakes.get(c, prep.cr[c]) for c in names}
   take = lambda table, idx: {c: np.asarray(table[c])[idx] for c in names}
   idx = np.random.default_rng(config.seed).permutation(np.flatnonzero(accepted))
+  if config.output.ideal_max_events:  # a random subset bounds the cost at paper size (2M CR events)
+    idx = idx[:config.output.ideal_max_events]
   half_a, half_b = idx[: len(idx) // 2], idx[len(idx) // 2:]
   out = {"accepted_fraction": float(accepted.mean())}
   comparisons = {"ideal_vs_mc_sr": (prep.test, take(prep.cr, idx), take(ideal, idx))}
