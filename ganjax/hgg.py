@@ -79,6 +79,8 @@ def check_config(config) -> None:
     problems.append(f"metric.n_bins must be >= 2, got {config.metric.n_bins}")
   if config.train.epochs < 1 or config.train.eval_every < 1:
     problems.append("train.epochs and train.eval_every must be >= 1")
+  if config.train.decay_epochs < 0:
+    problems.append(f"train.decay_epochs must be >= 0 (0 = train.epochs), got {config.train.decay_epochs}")
   if not 0.0 <= config.train.label_noise < 0.5:
     problems.append(f"train.label_noise must be in [0, 0.5), got {config.train.label_noise}")
   if config.train.batch_size < 1:
@@ -438,7 +440,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         i = (epoch - 1) // config.train.eval_every
         history["epoch"][i] = epoch
         history["train_nll"][i], history["val_nll"][i] = train_nll, val_nll
-        for s_extra in config.metric.history_samples:  # Fig. 2: the same model, other S (same key)
+        for s_extra in config.metric.history_samples if epoch >= config.metric.history_from else ():
+          # Fig. 2: the same model at other S (same key); NaN before metric.history_from.
           history[f"val_nll_S{s_extra}"][i] = val_nll if s_extra == S else neg2_log_likelihood(
               val_m, hist_fn(state.params_g, k_e, val_ev, on_mesh(np.arange(s_extra))))
         history["loss_d"][i], history["loss_g"][i] = losses[-1]
@@ -487,7 +490,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "source": source, "strategy": config.strategy, "cond_features": list(cond_names),
       "gen_features": list(gen_names), "generated_relative_to": prep.relative, "n_sr_train": config.data.n_train, "n_sr_val": config.data.n_val,
       "n_sr_test": config.data.n_test, "n_cr": int(len(prep.cr[gen_names[0]])),
-      "history": {k: v[ok].tolist() for k, v in history.items()},
+      "history": {k: [x if np.isfinite(x) else None for x in v[ok].tolist()] for k, v in history.items()},
       "best_epoch": int(best["epoch"]), "best_val_nll": float(best["val_nll"]),
       "test_nll": test_nll, "metric_dims": list(prep.metric_dims),
       "metric_n_bins_total": config.metric.n_bins ** len(prep.metric_dims),

@@ -55,7 +55,7 @@ def make_optimizer(name: str, learning_rate, beta1: float = 0.9) -> optax.Gradie
 
 def make_scheduled_optimizer(name: str, peak_lr: float, beta1: float, total_steps: int):
   """The optimiser at `peak_lr` with its learning rate and beta1 injected into the state (so they can differ
-  between vmapped members), times the cosine decay 1 -> 0 over `total_steps` (paper Sec. 3.1). Every
+  between vmapped members), times the cosine decay 1 -> 0 over `total_steps` and 0 after it (paper Sec. 3.1). Every
   optimiser here applies its learning rate as a final linear scale, so this equals a cosine-decayed lr."""
   kwargs = {"learning_rate": peak_lr} if name == "sgd" else {"learning_rate": peak_lr, "beta1": beta1}
   inner = optax.inject_hyperparams(make_optimizer, static_args=("name",))(name=name, **kwargs)
@@ -106,7 +106,8 @@ def make_train(config, n_cond: int, n_out: int, n_train: int, mesh: Mesh | None 
   latent = int(config.model.latent_dim)
   if mesh is not None and batch % mesh.size:
     raise ValueError(f"batch_size {batch} is not a multiple of the {mesh.size} devices it is split over")
-  total_steps = int(config.train.epochs) * steps_per_epoch
+  # Sec. 3.1: cosine decay from the peak lr, reaching 0 after decay_epochs (0 = all epochs), then 0.
+  total_steps = int(config.train.get("decay_epochs", 0) or config.train.epochs) * steps_per_epoch
   tx_g = make_scheduled_optimizer(config.train.optimizer, config.train.learning_rate, config.train.beta1,
                                   total_steps)
   tx_d = tx_g
