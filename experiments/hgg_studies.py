@@ -235,12 +235,19 @@ def plot(summary: dict, path: str) -> None:
         if samples:
           late = (epochs >= f["epochs"][0]) & np.isfinite(y)
           axes[0, 1].plot(epochs[late], y[late], lw=1.2, label=f"{label}: std {f['std']:.0f}")
+      if samples and any(v is None for k in keys for v in e[k]):
+        # The extra S were recorded only in the late window: show the selection metric's whole history too.
+        f = fluctuation(e["val_nll"], epochs, window_start=e[keys[0].replace("val_nll_", "fluctuation_")]
+                        ["epochs"][0] - 1)
+        axes[0, 0].plot(epochs, np.asarray(e["val_nll"]) - f["mean"], color="0.5", lw=0.8, zorder=0,
+                        label="selection metric, every epoch")
     for ax in axes[0]:
       ax.set_xlabel("epoch")
       ax.set_ylabel(r"$-2\ln\Lambda$" + (" - late mean" if samples else " (validation)"))
       ax.legend(fontsize=8)
     if samples:
       e = next(iter(summary["variants"].values()))
+      axes[0, 0].set_yscale("symlog", linthresh=1000)  # early epochs are 1e5 above the late window
       axes[0, 1].set_title("late window: " + e.get("late_window", "last third"), fontsize=10)
     save_figure(fig, path)
 
