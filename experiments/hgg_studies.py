@@ -25,7 +25,7 @@ fluctuation should fall with S (issue 3 asks for >= 5x from S=1 to S=100). The l
 when the training goes on after the lr decay has reached 0 (train.decay_epochs < train.epochs: Fig. 2 runs
 6000 epochs with the decay reaching 0 at 5000, Sec. 3.1, window 5000-6000): the epochs after decay_epochs.
 Otherwise it is the last third of the recorded evaluations, and the std mixes the generator still moving
-between epochs with the metric's own sampling noise. The paper's window at quick scale (2-core CPU, ~35 min:
+between epochs with the metric's own sampling noise. The paper's window at quick scale (2-core CPU, 10 min:
 120 epochs, decay over 100, the paper's 25,000 validation events, S = 1/100 recorded from epoch 101 on):
 
   python experiments/hgg_studies.py --study=samples --preset=quick --workdir=runs/studies_window \
@@ -89,10 +89,15 @@ def late_window_start(config) -> int | None:
   return decay if 0 < decay < config.train.epochs else None
 
 
+def _floats(values) -> np.ndarray:
+  """A recorded history (None where an evaluation was not recorded) as floats with NaN there."""
+  return np.asarray([np.nan if v is None else v for v in values], float)
+
+
 def fluctuation(values, epochs, window_start: int | None = None, tail_fraction: float = 1 / 3) -> dict:
   """Mean and std of a metric history over the late window: the evaluations after `window_start` if given,
   else the last `tail_fraction` of the recorded ones. Unrecorded values (None/NaN) are skipped."""
-  values = np.asarray([np.nan if v is None else v for v in values], float)
+  values = _floats(values)
   epochs = np.asarray(epochs)
   recorded = np.flatnonzero(np.isfinite(values))
   if window_start is not None:
@@ -226,7 +231,7 @@ def plot(summary: dict, path: str) -> None:
       keys = [k for k in e if k.startswith("val_nll_S")] or ["val_nll"]
       epochs = np.asarray(e["epochs"])
       for k in keys:
-        y = np.asarray([np.nan if v is None else v for v in e[k]], float)
+        y = _floats(e[k])
         if samples:
           f = e["fluctuation_S" + k.split("S")[-1]]
           y = y - f["mean"]
@@ -236,17 +241,16 @@ def plot(summary: dict, path: str) -> None:
           late = (epochs >= f["epochs"][0]) & np.isfinite(y)
           axes[0, 1].plot(epochs[late], y[late], lw=1.2, label=f"{label}: std {f['std']:.0f}")
       if samples and any(v is None for k in keys for v in e[k]):
-        # The extra S were recorded only in the late window: show the selection metric's whole history too.
-        f = fluctuation(e["val_nll"], epochs, window_start=e[keys[0].replace("val_nll_", "fluctuation_")]
-                        ["epochs"][0] - 1)
-        axes[0, 0].plot(epochs, np.asarray(e["val_nll"]) - f["mean"], color="0.5", lw=0.8, zorder=0,
+        # The extra S were recorded only in the late window: show the selection metric's whole history too,
+        # shifted by its mean over the same window.
+        val = np.asarray(e["val_nll"])
+        axes[0, 0].plot(epochs, val - val[epochs >= f["epochs"][0]].mean(), color="0.5", lw=0.8, zorder=0,
                         label="selection metric, every epoch")
     for ax in axes[0]:
       ax.set_xlabel("epoch")
       ax.set_ylabel(r"$-2\ln\Lambda$" + (" - late mean" if samples else " (validation)"))
       ax.legend(fontsize=8)
     if samples:
-      e = next(iter(summary["variants"].values()))
       axes[0, 0].set_yscale("symlog", linthresh=1000)  # early epochs are 1e5 above the late window
       axes[0, 1].set_title("late window: " + e.get("late_window", "last third"), fontsize=10)
     save_figure(fig, path)

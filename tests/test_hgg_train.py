@@ -57,6 +57,7 @@ def test_lr_reaches_zero_after_decay_epochs_and_the_weights_stop():
   # decay_epochs = 0 is "over all epochs": the weights still move in the last epoch.
   c.train.decay_epochs = 0
   fns = make_train(c, n_cond=5, n_out=4, n_train=512)
-  t3, _ = jax.jit(fns.train_segment, static_argnums=3)(fns.init(jax.random.PRNGKey(0)), key, data, 3)
-  t4, _ = jax.jit(fns.train_segment, static_argnums=3)(t3, key, data, 1)
+  segment = jax.jit(fns.train_segment, static_argnums=3)
+  t3, _ = segment(fns.init(jax.random.PRNGKey(0)), key, data, 3)
+  t4, _ = segment(t3, key, data, 1)
   assert moved(t3, t4) > 0

@@ -107,7 +107,7 @@ def make_train(config, n_cond: int, n_out: int, n_train: int, mesh: Mesh | None 
   if mesh is not None and batch % mesh.size:
     raise ValueError(f"batch_size {batch} is not a multiple of the {mesh.size} devices it is split over")
   # Sec. 3.1: cosine decay from the peak lr, reaching 0 after decay_epochs (0 = all epochs), then 0.
-  total_steps = int(config.train.get("decay_epochs", 0) or config.train.epochs) * steps_per_epoch
+  total_steps = int(config.train.decay_epochs or config.train.epochs) * steps_per_epoch
   tx_g = make_scheduled_optimizer(config.train.optimizer, config.train.learning_rate, config.train.beta1,
                                   total_steps)
   tx_d = tx_g
