@@ -2,9 +2,9 @@
 'cpu5d' (reduced), 'test'.
 
 Run (paper scale, one H100; the whole ensemble is one vmapped, jitted program):
-  python experiments/ganplify.py --config configs/ganplify.py:1d --workdir runs/ganplify_1d
-  python experiments/ganplify.py --config configs/ganplify.py:2d --workdir runs/ganplify_2d
-  python experiments/ganplify.py --config configs/ganplify.py:5d --workdir runs/ganplify_5d
+  python -m ganjax.main --config=configs/ganplify.py:1d --workdir=runs/ganplify_1d
+  python -m ganjax.main --config=configs/ganplify.py:2d --workdir=runs/ganplify_2d
+  python -m ganjax.main --config=configs/ganplify.py:5d --workdir=runs/ganplify_5d
 Expected (paper, Figs. 2, 4, 6, 7): 1D amplification > 5 at 50 quantiles; 2D ~3 at 7x7; 5D ~4 at 3^5 and
 ~25 at 6^5 (needs > 1e5 GANned events). Runtime: 1d = 100 members x 100k steps, ~3-5 min of training on an
 H100 if the ensemble runs near the memory-traffic floor (see docs/benchmarks.md); 5d has 5x the steps
@@ -14,14 +14,14 @@ H100 if the ensemble runs near the memory-traffic floor (see docs/benchmarks.md)
 members) for 3000 epochs with lr 2e-3 x0.85 per 100 epochs, on the shared 2-core CPU, no GPU, ~22 / ~17 min
 wall each, split into resumable < 10 min commands by --config.train.epochs=1250, 2000 (1D; 1000, 2000 in
 2D) and then the preset's 3000:
-  python experiments/ganplify.py --config configs/ganplify.py:cpu1d_long --workdir runs/ganplify_cpu1d_long
-  python experiments/ganplify.py --config configs/ganplify.py:cpu2d --workdir runs/ganplify_cpu2d
+  python -m ganjax.main --config=configs/ganplify.py:cpu1d_long --workdir=runs/ganplify_cpu1d_long
+  python -m ganjax.main --config=configs/ganplify.py:cpu2d --workdir=runs/ganplify_cpu2d
 Measured (docs/results.md): 1D amplification 2.3 / 3.7 / 6.2 [4.1, 13.2] at 10 / 20 / 50 quantiles;
 2D 3.5 (r), 1.2 (phi), 3.7 [2.9, 5.2] at 7x7.
 'cpu5d': the 5D shell with the same networks and 10 members, 500 training points each (50 steps per
 epoch), 1000 epochs (50k steps per member), lr 2e-3 x0.85 per 35 epochs, 2e5 GANned events per member; 2-core
 CPU, no GPU, ~20 min wall, split as --config.train.epochs=200, 600 and then the preset's 1000:
-  python experiments/ganplify.py --config configs/ganplify.py:cpu5d --workdir runs/ganplify_cpu5d
+  python -m ganjax.main --config=configs/ganplify.py:cpu5d --workdir=runs/ganplify_cpu5d
 Measured (docs/results.md): 3.0 [2.6, 3.6] at 3^5, 9.1 at 4^5, 46 [41, 53] at 6^5 (saturating only after
 ~1e5 GANned events), but r 0.09 (radial profile too wide; a Gaussian KDE of the training points also gets
 ~20-30 at 6^5). 'test': tiny, for tests.
@@ -42,11 +42,11 @@ BINNINGS = {
 
 def _toy(c: ml_collections.ConfigDict, toy: str) -> None:
   """The 2D ring or the 5D shell instead of the 1D camel: its binnings, no 1D fit, 500 points in 5D."""
-  c.toy = toy
+  c.data.toy = toy
   c.eval.fit = False
   c.eval.binnings = BINNINGS[toy]
   if toy == "shell":
-    c.n_train = 500  # paper: 500 training points per member in 5D
+    c.data.n_train = 500  # paper: 500 training points per member in 5D
 
 
 def _cpu_ensemble(c: ml_collections.ConfigDict) -> None:
@@ -63,10 +63,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.experiment = "ganplify"
   c.preset = preset
-  c.toy = "camel"
-  c.n_train = 100            # training points per member (paper: 100 in 1D/2D, 500 in 5D)
-  c.n_members = 100          # independent trainings, each on its own training sample
   c.seed = 0
+  c.n_members = 100          # independent trainings, each on its own training sample
+  c.member_axis = "vmap"     # vmap | map | auto: how one program runs the members (ganjax/engine/members.py)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.toy = "camel"       # camel (1D) | ring (2D) | shell (5D)
+  c.data.n_train = 100       # training points per member (paper: 100 in 1D/2D, 500 in 5D)
 
   c.model = ml_collections.ConfigDict()
   c.model.n_noise = 1000     # uniform [-1, 1] generator inputs
@@ -81,15 +84,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 10_000
   c.train.batch_size = 10
-  c.train.lr = 5e-5
-  c.train.b1 = 0.5
-  c.train.b2 = 0.9
-  c.train.decay_rate = 0.9
-  c.train.decay_every_epochs = 1000
+  c.train.optimizer = ml_collections.ConfigDict()
+  c.train.optimizer.name = "adam"
+  c.train.optimizer.learning_rate = 5e-5
+  c.train.optimizer.b1 = 0.5
+  c.train.optimizer.b2 = 0.9
+  c.train.optimizer.schedule = "staircase"  # lr x decay_rate every decay_every epochs
+  c.train.optimizer.decay_rate = 0.9
+  c.train.optimizer.decay_every = 1000
   c.train.gp_gamma = 0.01    # Roth et al. regulariser strength gamma
   c.train.data_noise = 0.1   # uniform [-a, a] on data at every D evaluation
-  c.train.epochs_per_segment = 1000  # jit unit; checkpoint after each segment
-  c.train.shard = True       # shard the member axis over all local devices
+  c.train.eval_every = 1000  # epochs per jitted segment; checkpoint after each segment
+  c.train.shard_members = True  # shard the member axis over all local devices
 
   c.eval = ml_collections.ConfigDict()
   c.eval.n_gen = 100_000     # GANned events per member (curve up to this N)
@@ -113,9 +119,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # with the paper's 10 decay steps compressed 10x and a 20x larger learning rate.
     _cpu_ensemble(c)
     c.train.epochs = 1000
-    c.train.lr = 1e-3
-    c.train.decay_every_epochs = 100
-    c.train.epochs_per_segment = 250
+    c.train.optimizer.learning_rate = 1e-3
+    c.train.optimizer.decay_every = 100
+    c.train.eval_every = 250
     c.eval.n_gen = 20_000
   elif preset in ("cpu1d_long", "cpu2d"):
     # Longer reduced runs (docs/results.md): the cpu1d networks, a faster start (lr 2e-3) annealed x0.85 per
@@ -124,10 +130,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # epoch 1000; at lr 1.8e-3 members jump between snapshots (lr noise), so the lr must end low.
     _cpu_ensemble(c)
     c.train.epochs = 3000
-    c.train.lr = 2e-3
-    c.train.decay_rate = 0.85
-    c.train.decay_every_epochs = 100
-    c.train.epochs_per_segment = 250
+    c.train.optimizer.learning_rate = 2e-3
+    c.train.optimizer.decay_rate = 0.85
+    c.train.optimizer.decay_every = 100
+    c.train.eval_every = 250
     c.eval.n_gen = 20_000
     c.eval.history_every = 250
     if preset == "cpu2d":
@@ -142,24 +148,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     _toy(c, "shell")
     _cpu_ensemble(c)
     c.train.epochs = 1000
-    c.train.lr = 2e-3
-    c.train.decay_rate = 0.85
-    c.train.decay_every_epochs = 35
-    c.train.epochs_per_segment = 100
+    c.train.optimizer.learning_rate = 2e-3
+    c.train.optimizer.decay_rate = 0.85
+    c.train.optimizer.decay_every = 35
+    c.train.eval_every = 100
     c.eval.n_gen = 200_000
     c.eval.chunk = 1000
     c.eval.n_sample_repeats = 20
     c.eval.history_every = 200
   elif preset == "test":
     c.n_members = 2
-    c.n_train = 20
+    c.data.n_train = 20
     c.model.n_noise = 4
     c.model.g_width = c.model.d_width = 8
     c.model.g_depth = c.model.d_depth = 1
     c.model.embed = (8, 4)
     c.train.epochs = 2
     c.train.batch_size = 10
-    c.train.epochs_per_segment = 1
+    c.train.eval_every = 1
     c.eval.n_gen = 400
     c.eval.n_sample_repeats = 8
   else:

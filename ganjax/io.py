@@ -129,3 +129,23 @@ def read_root(path: str, tree: str = "Events") -> tuple[dict[str, np.ndarray], d
       d = f[ROOT_METADATA_DIR]
       meta = {k.split(";")[0]: str(d[k]) for k, cls in d.classnames().items() if cls == "TObjString"}
   return dict(columns), meta
+
+
+def claim_workdir(workdir: str, config) -> None:
+  """Create workdir and record config.json there; a workdir that holds another config's run is refused
+  (BadInputError), so a resume never mixes two runs. Call it after the input checks."""
+  from ganjax.engine.errors import BadInputError
+
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise BadInputError(f"--workdir={workdir} exists and is not a directory")
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  current = json.loads(config.to_json())
+  if os.path.exists(path):
+    with open(path) as f:
+      stored = json.load(f)
+    if stored != current:
+      raise BadInputError(f"{workdir} holds a run with a different config ({path}); use a new --workdir or "
+                          "the same config to resume")
+  else:
+    write_json(path, current)

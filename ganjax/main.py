@@ -1,6 +1,8 @@
-"""Entry point: python -m ganjax.main --config=configs/hgg.py[:preset] --workdir=DIR [--config.key=value].
+"""Entry point: python -m ganjax.main --config=configs/<method>.py[:preset] --workdir=DIR [--config.key=value].
 
-Dispatches on config.experiment. Exit status: 0 done, 1 training diverged (NaN), 2 bad input or config,
+Runs every method through its package's run(config, workdir), chosen by config.experiment: hgg (the main
+job), ganplify (amplification), dctr_toys (DCTR reweighting), zmumu (analysis-specific generation).
+Exit status: 0 done, 1 training diverged (NaN), 2 bad input, config or workdir, 3 internal error,
 130 interrupted by SIGTERM/Ctrl-C after saving (rerun with the same workdir to resume).
 
 Multi-host (several machines, or several processes): start the same command on every process with
@@ -9,6 +11,7 @@ them itself, as it does on Slurm, Open MPI and Cloud TPU pods). The batch is the
 all processes and only process 0 writes outputs (docs/scale_out.md).
 """
 
+import importlib
 import sys
 
 from absl import app, flags
@@ -23,15 +26,18 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
 flags.mark_flags_as_required(["config", "workdir"])
 
-EXPERIMENTS = {"hgg": "ganjax.hgg"}
+# config.experiment -> the package whose run(config, workdir) runs it
+EXPERIMENTS = {"hgg": "ganjax.hgg", "ganplify": "ganjax.ganplify", "dctr_toys": "ganjax.dctr",
+               "zmumu": "ganjax.asg"}
 
 
 def main(argv):
   del argv
-  import importlib
   import logging as std_logging
 
   from absl import logging
+
+  from ganjax.engine.errors import GanjaxError
   logging.set_verbosity(logging.WARNING)
   std_logging.getLogger("absl").setLevel(std_logging.WARNING)
 
@@ -43,19 +49,16 @@ def main(argv):
                                process_id=_PROCESS_ID.value)
   config = _CONFIG.value
   if config.experiment not in EXPERIMENTS:
-    sys.exit(f"unknown experiment {config.experiment!r}; known: {sorted(EXPERIMENTS)}")
+    print(f"ganjax: error: unknown experiment {config.experiment!r}; known: {sorted(EXPERIMENTS)}",
+          file=sys.stderr)
+    sys.exit(2)
   module = importlib.import_module(EXPERIMENTS[config.experiment])
   try:
-    module.train_and_evaluate(config, _WORKDIR.value)
-  except module.BadInputError as e:
-    print(f"ganjax: error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except module.TrainingDivergedError as e:
-    print(f"ganjax: training stopped: {e}", file=sys.stderr)
-    sys.exit(1)
-  except module.InterruptedError_ as e:
-    print(f"ganjax: {e}", file=sys.stderr)
-    sys.exit(130)
+    module.run(config, _WORKDIR.value)
+  except GanjaxError as e:
+    prefix = {1: "training stopped", 2: "error", 130: "interrupted"}.get(e.exit_code, "error")
+    print(f"ganjax: {prefix}: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

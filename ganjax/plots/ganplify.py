@@ -41,7 +41,7 @@ def plot_mse_curves(res: dict, path: str, names=None) -> None:
   rows = int(np.ceil(len(names) / cols))
   fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
   for ax, name in zip(axes.flat, names):
-    _panel(ax, name, res["curves"][name], res["amplification"][name], res["config"]["n_train"])
+    _panel(ax, name, res["curves"][name], res["amplification"][name], res["config"]["data"]["n_train"])
   for ax in list(axes.flat)[len(names):]:
     ax.set_visible(False)
   fig.tight_layout()

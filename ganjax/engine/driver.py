@@ -1,0 +1,213 @@
+"""The one host driver: jitted segments, evaluation at segment ends, per-member best, checkpoints, resume,
+SIGTERM/Ctrl-C, NaN stop, progress, TensorBoard.
+
+Every method hands `run` a `Loop` (its Members, data, lengths and evaluation hook) and a stacked initial
+state (a single run is an ensemble of one). At each segment end the driver
+  1. checks the segment's training metrics: a member whose metrics are NaN/inf is marked diverged at that
+     step and left out of selection from then on; when every member has diverged the run stops
+     (TrainingDivergedError, exit status 1) naming the step and the metrics;
+  2. calls `evaluate(state, step)` -> {name: [M] values} and records it with the training metrics in the
+     history (also as TensorBoard scalars in workdir/tb);
+  3. keeps, per member, `keep(state)` of the evaluation with the lowest `select` value (ties keep the
+     earlier one);
+  4. saves `best` (when a member improved) and then `latest` (state, kept models, history) with orbax;
+  5. turns a SIGTERM / Ctrl-C caught during the segment into InterruptedError_ (exit status 130).
+Rerunning with the same workdir resumes from `latest` and ends with the same result as an uninterrupted
+run. With workdir=None nothing is written (library fits inside another run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganjax import io
+from ganjax.engine.checkpoints import Checkpoints
+from ganjax.engine.errors import InterruptedError_, TrainingDivergedError
+from ganjax.engine.members import Members
+from ganjax.progress import Progress
+
+
+class Loop(NamedTuple):
+  members: Members
+  data: Any
+  total_steps: int
+  segment_steps: int
+  evaluate: Callable[[Any, int], dict] | None = None   # (state_M, step) -> {name: [M]}
+  select: str | None = None          # evaluation key whose lowest value marks each member's best
+  keep: Callable[[Any], Any] | None = None             # state_M -> what is kept as best (default: params)
+  aux: Any = None                    # arrays saved with every checkpoint (e.g. fitted transforms)
+  name: str = "ganjax"               # progress label
+  log_members: int = 8               # per-member TensorBoard scalars for at most this many members
+
+
+class Result(NamedTuple):
+  state: Any                 # final stacked state
+  best: Any                  # kept models (stacked over members); the final ones without `select`
+  best_score: np.ndarray     # [M] lowest `select` value (inf without selection)
+  best_step: np.ndarray      # [M] step of the kept models (-1: never selected)
+  diverged_at: np.ndarray    # [M] step at which a member diverged (-1: never)
+  history: list              # one record per segment end: {"step", "epoch", name: [M] list}
+  resumed_from: int          # step of the checkpoint the run resumed from (0: a fresh run)
+
+
+@contextlib.contextmanager
+def stop_requests():
+  """SIGTERM and Ctrl-C set a flag that the loop checks at the next segment end (then saves and exits)."""
+  flag = {"stop": None}
+  if jax.process_index() != 0 or sys.platform == "win32":
+    yield flag
+    return
+  try:
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum, _frame):
+      flag["stop"] = signal.Signals(signum).name
+    for s in previous:
+      signal.signal(s, handler)
+  except ValueError:  # not the main thread: no signal handling
+    yield flag
+    return
+  try:
+    yield flag
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+
+class _Scalars:
+  """TensorBoard scalars through tensorboardX (no TensorFlow); primary process only."""
+
+  def __init__(self, logdir: str | None, log_members: int):
+    self.writer, self.log_members = None, log_members
+    if logdir is not None and io.is_primary():
+      from tensorboardX import SummaryWriter
+      self.writer = SummaryWriter(logdir=logdir)
+
+  def write(self, record: dict, step: int) -> None:
+    if self.writer is None:
+      return
+    for k, v in record.items():
+      if k in ("step", "epoch"):
+        continue
+      v = np.asarray(v, np.float64)
+      if v.size == 1:
+        self.writer.add_scalar(k, float(v.reshape(())), step)
+        continue
+      finite = v[np.isfinite(v)]
+      if finite.size:
+        self.writer.add_scalar(f"{k}/mean", float(finite.mean()), step)
+      for j in range(min(v.size, self.log_members)):
+        self.writer.add_scalar(f"{k}/member_{j}", float(v[j]), step)
+    self.writer.flush()
+
+  def close(self) -> None:
+    if self.writer is not None:
+      self.writer.close()
+
+
+def _where_members(take_M: np.ndarray, new, old):
+  take = jnp.asarray(take_M)
+  return jax.tree.map(lambda n, o: jnp.where(take.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
+
+
+def run(loop: Loop, state, workdir: str | None = None,
+        on_segment_end: Callable[[int], None] | None = None) -> Result:
+  """Train `state` (stacked over members) to loop.total_steps; see the module docstring."""
+  spe = loop.members.train.spec.sampler.steps_per_epoch
+  unit = "epoch" if spe > 1 else "step"
+  if loop.segment_steps < 1 or loop.segment_steps % spe or loop.total_steps % spe:
+    raise ValueError(f"segment_steps ({loop.segment_steps}) and total_steps ({loop.total_steps}) must be "
+                     f"whole numbers of {spe}-step epochs")
+  keep = loop.keep or (lambda s: s.params)
+  n_members = int(jax.tree.leaves(state)[0].shape[0])
+  best = keep(state)
+  meta = {"history": [], "best_score": [float("inf")] * n_members, "best_step": [-1] * n_members,
+          "diverged_at": [-1] * n_members}
+  ckpt = Checkpoints(workdir) if workdir is not None else None
+  resumed_from = 0
+  if ckpt is not None:
+    restored = ckpt.restore_latest({"state": state, "best": best, "aux": loop.aux})
+    if restored is not None:
+      tree, meta, resumed_from = restored
+      state, best = tree["state"], tree["best"]
+      print(f"[{loop.name}] resuming {workdir} at {unit} {resumed_from // spe}", flush=True)
+  best_score = np.asarray(meta["best_score"], np.float64)
+  best_step = np.asarray(meta["best_step"], np.int64)
+  diverged_at = np.asarray(meta["diverged_at"], np.int64)
+  history = list(meta["history"])
+
+  step = int(np.asarray(state.step).reshape(-1)[0])
+  scalars = _Scalars(os.path.join(workdir, "tb") if workdir is not None else None, loop.log_members)
+  bar = Progress(total=loop.total_steps // spe, desc=f"{loop.name} x{n_members}" if n_members > 1 else loop.name,
+                 unit=unit, start=step // spe)
+  try:
+    with stop_requests() as stop:
+      while step < loop.total_steps:
+        n = min(loop.segment_steps, loop.total_steps - step)
+        t0 = time.time()
+        state, metrics = loop.members.segment(state, loop.data, n)
+        metrics = {k: np.asarray(v) for k, v in metrics.items()}  # [M, epochs]; blocks
+        seconds = time.time() - t0
+        step += n
+        bad = np.zeros(n_members, bool)
+        for v in metrics.values():
+          bad |= ~np.isfinite(v.reshape(n_members, -1)).all(1)
+        newly = bad & (diverged_at < 0)
+        diverged_at[newly] = step
+        if (diverged_at >= 0).all():
+          j = int(np.argmax(newly)) if newly.any() else 0
+          first = {k: v[j].reshape(-1) for k, v in metrics.items()}
+          e_bad = int(np.argmax(~np.all([np.isfinite(v) for v in first.values()], axis=0)))
+          at = step - n + (e_bad + 1) * spe
+          what = ", ".join(f"{k} = {v[e_bad]:.4g}" for k, v in first.items())
+          kept = (f"the best models (from {unit} {int(best_step.max()) // spe}) are kept in "
+                  f"{workdir}/checkpoints/best" if (best_step >= 0).any() and workdir else "no model was kept")
+          raise TrainingDivergedError(f"loss became NaN/inf at {unit} {at // spe} ({what}); {kept}")
+        record = {"step": step, "epoch": step // spe, "seconds": seconds,
+                  **{k: v.reshape(n_members, -1)[:, -1].tolist() for k, v in metrics.items()}}
+        if loop.evaluate is not None:
+          ev = {k: np.asarray(v, np.float64).reshape(n_members) for k, v in loop.evaluate(state, step).items()}
+          record.update({k: v.tolist() for k, v in ev.items()})
+          if loop.select is not None:
+            score = np.where((diverged_at < 0) & np.isfinite(ev[loop.select]), ev[loop.select], np.inf)
+            improved = score < best_score
+            if improved.any():
+              best_score = np.where(improved, score, best_score)
+              best_step = np.where(improved, step, best_step)
+              best = _where_members(improved, keep(state), best)
+              if ckpt is not None:
+                ckpt.save_best(step, {"best": best, "aux": loop.aux},
+                               {"best_score": best_score.tolist(), "best_step": best_step.tolist()})
+        if loop.select is None:
+          best = keep(state)
+          best_step[:] = step
+        history.append(record)
+        if ckpt is not None:
+          meta = {"history": history, "best_score": best_score.tolist(), "best_step": best_step.tolist(),
+                  "diverged_at": diverged_at.tolist()}
+          ckpt.save_latest(step, {"state": state, "best": best, "aux": loop.aux}, meta)
+        scalars.write({k: v for k, v in record.items() if k != "seconds"}, step)
+        shown = {}
+        if loop.select is not None:
+          shown["best"] = " ".join(f"{s:.4g}@{b // spe}" for s, b in zip(best_score[:4], best_step[:4]))
+        bar.update(n // spe, **{k: float(np.nanmean(v)) for k, v in list(record.items())[3:7]}, **shown)
+        if on_segment_end is not None:
+          on_segment_end(step)
+        if stop["stop"]:
+          raise InterruptedError_(f"{stop['stop']} received: state saved at {unit} {step // spe}; rerun with "
+                                  f"--workdir={workdir} to resume")
+  finally:
+    bar.close()
+    scalars.close()
+    if ckpt is not None:
+      ckpt.close()
+  return Result(state, best, best_score, best_step, diverged_at, history, resumed_from)
