@@ -30,8 +30,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from configs import ganplify as gconfig  # noqa: E402
+from ganjax import engine  # noqa: E402
 from ganjax.data import toys  # noqa: E402
-from ganjax.train import ganplify as gtrain  # noqa: E402
+from ganjax.ganplify.train import make_members  # noqa: E402
 
 
 def bench_config(width: int = 256, depth: int = 7, noise: int = 1000):
@@ -91,13 +92,14 @@ def bench_vmapped(c, n_members: int, n_epochs: int, reps: int, devices=None) -> 
   c.n_members = n_members
   if devices is None:
     devices = None if n_members % jax.local_device_count() == 0 else jax.local_devices()[:1]
-  ens = gtrain.make_ensemble(c, n_members, devices=devices)
-  x = jax.device_put(toys.training_samples(toys.get_toy(c.toy), jax.random.PRNGKey(1), n_members, c.n_train),
-                     ens.sharding)
-  state = ens.init(gtrain.member_keys(0, n_members))
+  ens = make_members(c, n_members, 1, devices=devices)
+  spe = ens.train.spec.sampler.steps_per_epoch
+  x = jax.device_put(toys.training_samples(toys.get_toy(c.data.toy), jax.random.PRNGKey(1), n_members,
+                                           c.data.n_train), ens.sharding)
+  state = ens.init(engine.member_keys(0, n_members))
   jax.block_until_ready(state)
   t0 = time.perf_counter()
-  compiled = ens.segment_jit.lower(state, x, n_epochs).compile()
+  compiled = ens.segment_jit.lower(state, x, n_epochs * spe).compile()
   t_compile = time.perf_counter() - t0
   state, _ = compiled(state, x)  # warm-up
   jax.block_until_ready(state)
@@ -106,7 +108,7 @@ def bench_vmapped(c, n_members: int, n_epochs: int, reps: int, devices=None) -> 
     state, m = compiled(state, x)
   jax.block_until_ready((state, m))
   dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-  steps = reps * n_epochs * ens.trainer.steps_per_epoch
+  steps = reps * n_epochs * spe
   return {"members": n_members, "compile_s": t_compile, "run_s": dt, "member_steps": n_members * steps,
           "member_steps_per_s": n_members * steps / dt, "devices": int(ens.sharding.mesh.devices.size),
           "host_cpu_s": cpu}  # CPU time of this process while timed: ~ run_s x cores it got (on a CPU backend)
@@ -114,19 +116,19 @@ def bench_vmapped(c, n_members: int, n_epochs: int, reps: int, devices=None) -> 
 
 def bench_naive(c, n_members: int, n_epochs: int) -> dict:
   """A PyTorch-style loop: Python over members and steps, one jitted D+G step dispatched per member-step."""
-  trainer = gtrain.make_train(c)
-  x = np.asarray(toys.training_samples(toys.get_toy(c.toy), jax.random.PRNGKey(1), n_members, c.n_train))
-  states = [jax.jit(trainer.init)(k) for k in gtrain.member_keys(0, n_members)]
-  step = jax.jit(lambda s, b, i: trainer.train_step(s, b, jax.random.fold_in(s["key"], i)))
+  train = make_members(c, 1, 1).train
+  x = np.asarray(toys.training_samples(toys.get_toy(c.data.toy), jax.random.PRNGKey(1), n_members, c.data.n_train))
+  states = [jax.jit(train.init)(k) for k in engine.member_keys(0, n_members)]
+  step = jax.jit(lambda s, b, i: train.train_step(s, b, jax.random.fold_in(s.key, i), b))
   t0 = time.perf_counter()
   jax.block_until_ready(step(states[0], x[0, :c.train.batch_size], 0))
   t_compile = time.perf_counter() - t0
   rng = np.random.default_rng(0)
-  spe, bs = trainer.steps_per_epoch, c.train.batch_size
+  spe, bs = train.spec.sampler.steps_per_epoch, c.train.batch_size
   t0 = time.perf_counter()
   for m in range(n_members):
     for e in range(n_epochs):
-      batches = x[m][rng.permutation(c.n_train)].reshape(spe, bs, -1)
+      batches = x[m][rng.permutation(c.data.n_train)].reshape(spe, bs, -1)
       for i in range(spe):
         states[m], _ = step(states[m], batches[i], e * spe + i)
   jax.block_until_ready(states)

@@ -8,7 +8,7 @@ CPU-only host the child gets XLA_FLAGS=--xla_force_host_platform_device_count=N:
 share the machine's physical cores, so this measures the sharding machinery, not more hardware. On a
 GPU/TPU host nothing is forced: the child shards over jax.local_devices()[:N] and counts above the local
 device count are skipped. The total number of members is the same for every N (M/N per device, the member
-axis sharded with a Mesh/NamedSharding as in ganjax.train.ganplify.make_ensemble); each point AOT-compiles
+axis sharded with a Mesh/NamedSharding as in ganjax.ganplify.train.make_members); each point AOT-compiles
 one segment of --epochs epochs (compile time reported separately), runs it once to warm up, then times
 --reps segments. One member-step = one D step (with the gradient penalty) + one G step on a batch of 10.
 "host cores busy" = the child's CPU time / wall time while timed: how many cores it really got (on a CPU

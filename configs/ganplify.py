@@ -103,7 +103,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.n_sample_repeats = 100  # independent truth samples for the sample band
   c.eval.fit = True          # 1D only: the 5-parameter iminuit fit benchmark
   c.eval.binnings = BINNINGS["camel"]
-  c.eval.history_every = 0   # > 0: every this many epochs record each member's MSE (mse_history.jsonl)
+  c.eval.history_every = 0   # > 0: every this many epochs record each member's MSE (metrics.json "history")
   c.eval.history_n_gen = 20_000  # GANned events per member for those history points
 
   if preset == "1d":

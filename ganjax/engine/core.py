@@ -88,6 +88,7 @@ class Train(NamedTuple):
   init: Callable[[jax.Array], TrainState]
   train_segment: Callable[[TrainState, Any, int], tuple[TrainState, dict]]
   spec: TrainSpec
+  train_step: Callable[[TrainState, Any, jax.Array, Any], tuple[TrainState, dict]]  # (state, batch, key, data)
 
 
 def step_sampler(batch: Callable[[Any, jax.Array, jax.Array], Any],
@@ -183,4 +184,4 @@ def make_train(spec: TrainSpec) -> Train:
       raise ValueError(f"a segment of {n_steps} steps is not a whole number of {spe}-step epochs")
     return jax.lax.scan(lambda s, _: train_epoch(s, data), state, None, length=n_steps // spe)
 
-  return Train(init, train_segment, spec)
+  return Train(init, train_segment, spec, train_step)

@@ -1,4 +1,4 @@
-"""GANplifying figures from an experiments/ganplify.py results dict (Figs. 1, 2, 4, 5, 6, 7 like)."""
+"""GANplifying figures from a GANplifying metrics.json (ganjax.ganplify.run) (Figs. 1, 2, 4, 5, 6, 7 like)."""
 
 from __future__ import annotations
 
