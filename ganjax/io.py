@@ -28,6 +28,40 @@ def _atomic_path(path: str):
   return tmp
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+def _commit(tmp: str, path: str) -> None:
+  """Make a finished temporary file the target: ordinary permissions (0666 less the umask), its bytes on
+  disk (fsync), then the rename, so a reader sees the old file or the whole new one, never a part."""
+  os.chmod(tmp, 0o666 & ~_umask())
+  with open(tmp, "rb+") as f:
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+  try:
+    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+      os.fsync(dfd)
+    finally:
+      os.close(dfd)
+  except OSError:
+    pass
+
+
+def remove_orphans(directory: str) -> int:
+  """Remove the temporary files (.tmp-*) that a killed write left in `directory` and below; returns how many."""
+  n = 0
+  for root, _, files in os.walk(directory):
+    for name in files:
+      if name.startswith(".tmp-"):
+        os.remove(os.path.join(root, name))
+        n += 1
+  return n
+
+
 def write_json(path: str, obj: Any) -> None:
   """Write JSON atomically (numpy scalars and arrays are converted); primary process only."""
   if not is_primary():
@@ -43,7 +77,7 @@ def write_json(path: str, obj: Any) -> None:
   tmp = _atomic_path(path)
   with open(tmp, "w") as f:
     json.dump(obj, f, indent=2, default=default)
-  os.replace(tmp, path)
+  _commit(tmp, path)
 
 
 def write_parquet(path: str, columns: Mapping[str, np.ndarray],
@@ -60,7 +94,7 @@ def write_parquet(path: str, columns: Mapping[str, np.ndarray],
     table = table.replace_schema_metadata({str(k): str(v) for k, v in metadata.items()})
   tmp = _atomic_path(path)
   pq.write_table(table, tmp)
-  os.replace(tmp, path)
+  _commit(tmp, path)
 
 
 def read_parquet(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -112,7 +146,7 @@ def write_root(path: str, columns: Mapping[str, np.ndarray], metadata: Mapping[s
         t.extend({k: v[start:start + basket_rows] for k, v in arrays.items()})
       for k, v in meta.items():
         f[f"{ROOT_METADATA_DIR}/{k}"] = v
-    os.replace(tmp, path)
+    _commit(tmp, path)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
@@ -131,14 +165,90 @@ def read_root(path: str, tree: str = "Events") -> tuple[dict[str, np.ndarray], d
   return dict(columns), meta
 
 
-def claim_workdir(workdir: str, config) -> None:
-  """Create workdir and record config.json there; a workdir that holds another config's run is refused
-  (BadInputError), so a resume never mixes two runs. Call it after the input checks."""
+LOCK_NAME = ".ganjax.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def lock_workdir(workdir: str) -> None:
+  """One run per workdir: workdir/.ganjax.lock holds the pid and host of the run using it, removed when that
+  process exits. A second run exits at once naming the holder (BadInputError); the lock of a process that
+  no longer runs on this host is taken over with a warning. The same process may lock again."""
+  import atexit
+  import socket
+  import sys
+
   from ganjax.engine.errors import BadInputError
 
+  if not is_primary():
+    return
+  path = os.path.join(workdir, LOCK_NAME)
+  me = {"pid": os.getpid(), "host": socket.gethostname()}
+  for _ in range(2):
+    try:
+      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+      try:
+        with open(path) as f:
+          holder = json.load(f)
+      except (OSError, ValueError):
+        holder = {}
+      if holder == me:
+        return
+      if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and _pid_alive(holder["pid"]):
+        raise BadInputError(f"{workdir} is in use by another run (pid {holder['pid']} on {holder['host']}); "
+                            "wait for it or use another --workdir")
+      if holder.get("host") not in (None, me["host"]):
+        raise BadInputError(f"{workdir} is locked by a run on host {holder['host']} (pid {holder.get('pid')}); "
+                            f"if that run is over, remove {path}")
+      print(f"ganjax: warning: taking over the stale lock of pid {holder.get('pid')} in {workdir}",
+            file=sys.stderr, flush=True)
+      os.remove(path)
+      continue
+    with os.fdopen(fd, "w") as f:
+      json.dump(me, f)
+
+    def release(path=path, me=me):
+      try:
+        with open(path) as f:
+          if json.load(f) == me:
+            os.remove(path)
+      except (OSError, ValueError):
+        pass
+    atexit.register(release)
+    return
+  raise BadInputError(f"could not lock {workdir}")
+
+
+def claim_workdir(workdir: str, config) -> None:
+  """Create and lock workdir (`lock_workdir`) and record config.json there; a workdir that holds another
+  config's run is refused (BadInputError), so a resume never mixes two runs. Call it after the input
+  checks."""
+  from ganjax.engine.errors import BadInputError
+
+  parent = os.path.dirname(os.path.abspath(workdir))
+  while parent and not os.path.exists(parent):
+    parent = os.path.dirname(parent)
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise BadInputError(f"--workdir={workdir} exists and is not a directory")
-  os.makedirs(workdir, exist_ok=True)
+  if parent and not os.path.isdir(parent):
+    raise BadInputError(f"--workdir={workdir}: {parent} is a file, not a directory")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise BadInputError(f"--workdir={workdir} cannot be created: {e.strerror}") from e
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise BadInputError(f"--workdir={workdir} is not writable")
+  lock_workdir(workdir)
+  remove_orphans(workdir)
   path = os.path.join(workdir, "config.json")
   current = json.loads(config.to_json())
   if os.path.exists(path):

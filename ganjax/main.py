@@ -31,6 +31,38 @@ EXPERIMENTS = {"hgg": "ganjax.hgg", "ganplify": "ganjax.ganplify", "dctr_toys": 
                "zmumu": "ganjax.asg"}
 
 
+def _one_line(e: BaseException) -> str:
+  """An exception as one line: a KeyError's own text, the last line of a wrapped traceback."""
+  text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+  text = text.replace("\\'", "'").replace("\\n", "\n")
+  if isinstance(e, KeyError):
+    while len(text) > 1 and text[0] == text[-1] == "'" and text.count("'") > 2:
+      text = text[1:-1]
+    text = "no config key " + text
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  if any(line.startswith("Traceback (most recent call last)") for line in lines):
+    lines = lines[-1:]
+  elif any("No such file or directory" in line for line in lines):
+    lines = [line for line in lines if "No such file" in line][:1]
+  text = "; ".join(lines) or type(e).__name__
+  return text if len(text) < 400 else text[:400] + " ..."
+
+
+def parse_flags(argv):
+  """absl's flag parsing with every user error (unknown flag, misspelt config key, missing config file,
+  unknown preset) as one line on stderr and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    cause = e.__cause__ or e.__context__
+    print(f"ganjax: error: {_one_line(cause if cause is not None and not isinstance(e, flags.UnrecognizedFlagError) else e)}",
+          file=sys.stderr)
+  except (Exception, SystemExit) as e:  # noqa: BLE001 - a config file that fails to load is user input
+    cause = e.__cause__ or e.__context__
+    print(f"ganjax: error: {_one_line(cause if isinstance(cause, KeyError) else e)}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   del argv
   import logging as std_logging
@@ -47,8 +79,13 @@ def main(argv):
       jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes talk over gloo
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
-  config = _CONFIG.value
-  if config.experiment not in EXPERIMENTS:
+  try:
+    config = _CONFIG.value
+    experiment = config.experiment
+  except Exception as e:  # noqa: BLE001 - a config file that cannot be loaded (config_flags loads it lazily)
+    print(f"ganjax: error: {_one_line(e)}", file=sys.stderr)
+    sys.exit(2)
+  if experiment not in EXPERIMENTS:
     print(f"ganjax: error: unknown experiment {config.experiment!r}; known: {sorted(EXPERIMENTS)}",
           file=sys.stderr)
     sys.exit(2)
@@ -59,7 +96,24 @@ def main(argv):
     prefix = {1: "training stopped", 2: "error", 130: "interrupted"}.get(e.exit_code, "error")
     print(f"ganjax: {prefix}: {e}", file=sys.stderr)
     sys.exit(e.exit_code)
+  except KeyboardInterrupt:
+    print("ganjax: interrupted (Ctrl-C) outside training; rerun with the same --workdir to resume",
+          file=sys.stderr)
+    sys.exit(130)
+  except Exception as e:  # noqa: BLE001 - our bug: one line here, the traceback in workdir/error.log
+    import os
+    import traceback
+    log = os.path.join(_WORKDIR.value, "error.log")
+    try:
+      os.makedirs(_WORKDIR.value, exist_ok=True)
+      with open(log, "w") as f:
+        traceback.print_exc(file=f)
+    except OSError:
+      log = None
+    print(f"ganjax: internal error: {type(e).__name__}: {_one_line(e)}"
+          + (f" (traceback in {log})" if log else ""), file=sys.stderr)
+    sys.exit(3)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -1,43 +1,97 @@
-"""orbax checkpoints of a run: `latest` (resume; the two most recent kept) and `best` (the kept models).
+"""orbax checkpoints of a run: `latest` (resume; the two most recent kept) and `best` (the kept models),
+checked on restore.
 
 Each checkpoint is a Composite of a pytree of arrays (`tree`, StandardSave) and a JSON document (`meta`:
-histories, scores, steps), so what a run needs to resume is saved in one atomic step.
+histories, scores, steps), saved in one atomic step by orbax. After the save, the SHA-256 of every file of
+the step is written beside it (`<step>.sha256.json`, atomically); a restore verifies them, so flipped or
+truncated bytes are detected as damage, never trained on (and never mistaken for a diverged training).
+A damaged `latest` falls back to the previous one with a one-line warning; when none is usable the run
+stops with a BadInputError saying what to remove.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from ganjax.engine.errors import BadInputError
+
+
+def _digest(step_dir: str) -> dict[str, str]:
+  out = {}
+  for root, _, files in os.walk(step_dir):
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      h = hashlib.sha256()
+      with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          h.update(block)
+      out[os.path.relpath(path, step_dir)] = h.hexdigest()
+  return out
+
 
 class Checkpoints:
-  """workdir/checkpoints/{latest,best}; saving blocks until the checkpoint is complete on disk."""
+  """workdir/checkpoints/{latest,best}; saving blocks until the checkpoint and its checksums are on disk."""
 
   def __init__(self, workdir: str, keep_latest: int = 2):
-    root = os.path.join(os.path.abspath(workdir), "checkpoints")
-    self.latest = ocp.CheckpointManager(os.path.join(root, "latest"),
+    self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.latest = ocp.CheckpointManager(os.path.join(self.root, "latest"),
                                         options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest, create=True))
-    self.best = ocp.CheckpointManager(os.path.join(root, "best"),
+    self.best = ocp.CheckpointManager(os.path.join(self.root, "best"),
                                       options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
 
   @staticmethod
-  def _save(mngr, step: int, tree: Any, meta: dict) -> None:
+  def _sums_path(mngr, step: int) -> str:
+    return os.path.join(str(mngr.directory), f"{int(step)}.sha256.json")
+
+  def _save(self, mngr, step: int, tree: Any, meta: dict) -> None:
     mngr.save(int(step), args=ocp.args.Composite(tree=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
               force=True)
     mngr.wait_until_finished()
+    if jax.process_index() != 0:
+      return
+    from ganjax import io
+    io.write_json(self._sums_path(mngr, step), _digest(os.path.join(str(mngr.directory), str(int(step)))))
+    kept = {str(s) for s in mngr.all_steps()}
+    for name in os.listdir(str(mngr.directory)):  # checksums of checkpoints orbax has removed
+      if name.endswith(".sha256.json") and name.split(".")[0] not in kept:
+        os.remove(os.path.join(str(mngr.directory), name))
 
-  @staticmethod
-  def _restore(mngr, like: Any) -> tuple[Any, dict, int] | None:
-    step = mngr.latest_step()
-    if step is None:
-      return None
+  def _verified_restore(self, mngr, step: int, like: Any):
+    sums = self._sums_path(mngr, step)
+    if not os.path.exists(sums):
+      raise ValueError("its checksums are missing")
+    with open(sums) as f:
+      expected = json.load(f)
+    found = _digest(os.path.join(str(mngr.directory), str(step)))
+    bad = sorted(k for k in expected if found.get(k) != expected[k])
+    if bad:
+      raise ValueError(f"{len(bad)} file(s) differ from their checksums (e.g. {bad[0]})")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     out = mngr.restore(step, args=ocp.args.Composite(tree=ocp.args.StandardRestore(abstract),
                                                      meta=ocp.args.JsonRestore()))
     return out["tree"], out["meta"], int(step)
+
+  def _restore(self, mngr, like: Any, what: str):
+    steps = sorted(mngr.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+      try:
+        return self._verified_restore(mngr, step, like)
+      except Exception as e:  # noqa: BLE001 - any failure to read a checkpoint means it is damaged
+        why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        print(f"ganjax: warning: checkpoint {what}/{step} is damaged ({why}); "
+              + (f"falling back to {what}/{steps[i + 1]}" if i + 1 < len(steps) else "no older one is kept"),
+              file=sys.stderr, flush=True)
+    if steps:
+      raise BadInputError(f"every checkpoint in {os.path.join(self.root, what)} is damaged; remove "
+                          f"{self.root} to start the run over")
+    return None
 
   def save_latest(self, step: int, tree: Any, meta: dict) -> None:
     self._save(self.latest, step, tree, meta)
@@ -46,12 +100,15 @@ class Checkpoints:
     self._save(self.best, step, tree, meta)
 
   def restore_latest(self, like: Any):
-    """(tree, meta, step) of the most recent `latest`, or None."""
-    return self._restore(self.latest, like)
+    """(tree, meta, step) of the most recent usable `latest`, or None when there is none."""
+    return self._restore(self.latest, like, "latest")
 
   def restore_best(self, like: Any):
-    """(tree, meta, step) of `best`, or None."""
-    return self._restore(self.best, like)
+    """(tree, meta, step) of `best`, or None (a damaged best is reported; the caller rebuilds it)."""
+    try:
+      return self._restore(self.best, like, "best")
+    except BadInputError:
+      return None
 
   def close(self) -> None:
     self.latest.close()

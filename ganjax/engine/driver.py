@@ -144,6 +144,13 @@ def run(loop: Loop, state, workdir: str | None = None,
   best_step = np.asarray(meta["best_step"], np.int64)
   diverged_at = np.asarray(meta["diverged_at"], np.int64)
   history = list(meta["history"])
+  if ckpt is not None and loop.select is not None and (best_step >= 0).any():
+    found = ckpt.restore_best({"best": best, "aux": loop.aux})
+    if found is None or found[2] < int(best_step.max()):  # best/ damaged, missing or stale: rebuilt
+      print(f"ganjax: warning: {workdir}/checkpoints/best is damaged or missing; rebuilt from latest",
+            file=sys.stderr, flush=True)
+      ckpt.save_best(int(best_step.max()), {"best": best, "aux": loop.aux},
+                     {"best_score": best_score.tolist(), "best_step": best_step.tolist()})
 
   step = int(np.asarray(state.step).reshape(-1)[0])
   scalars = _Scalars(os.path.join(workdir, "tb") if workdir is not None else None, loop.log_members)
