@@ -51,6 +51,8 @@ class Checkpoints:
     return os.path.join(str(mngr.directory), f"{int(step)}.sha256.json")
 
   def _save(self, mngr, step: int, tree: Any, meta: dict) -> None:
+    if int(step) in mngr.all_steps():  # a replayed segment (after a crash or a damaged checkpoint)
+      mngr.delete(int(step))
     mngr.save(int(step), args=ocp.args.Composite(tree=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
               force=True)
     mngr.wait_until_finished()
@@ -88,6 +90,8 @@ class Checkpoints:
         print(f"ganjax: warning: checkpoint {what}/{step} is damaged ({why}); "
               + (f"falling back to {what}/{steps[i + 1]}" if i + 1 < len(steps) else "no older one is kept"),
               file=sys.stderr, flush=True)
+        if i + 1 < len(steps) and jax.process_index() == 0:
+          mngr.delete(step)  # never used again; its step is saved anew when training gets there
     if steps:
       raise BadInputError(f"every checkpoint in {os.path.join(self.root, what)} is damaged; remove "
                           f"{self.root} to start the run over")
