@@ -90,6 +90,14 @@ def main(argv):
           file=sys.stderr)
     sys.exit(2)
   module = importlib.import_module(EXPERIMENTS[config.experiment])
+  import signal
+
+  from ganjax.engine.errors import InterruptedError_
+
+  def interrupt(signum, _frame):  # outside training (setup, evaluation, outputs); the driver saves inside it
+    raise InterruptedError_(f"{signal.Signals(signum).name} received outside training; rerun with "
+                            f"--workdir={_WORKDIR.value} to finish (metrics.json is written last)")
+  signal.signal(signal.SIGTERM, interrupt)
   try:
     module.run(config, _WORKDIR.value)
   except GanjaxError as e:
