@@ -1,12 +1,13 @@
-"""Scan of the toy GAN's free training choices, judged without a classifier (issue 5, DCTR paper Sec. III A).
+"""Scan of the toy GAN's free training choices, judged without a classifier (DCTR paper Sec. III A).
 
   python experiments/dctr_gan_scan.py --config=configs/dctr_toys.py:grid --workdir=runs/dctr_gan_scan \
-      --scan="learning_rate=1e-3;learning_rate=3e-4,lr_schedule=cosine" --seeds=3
+      --scan="train.optimizer.learning_rate=1e-3;train.optimizer.learning_rate=3e-4,train.optimizer.schedule=cosine" \
+      --seeds=3
 
-Each ';'-separated entry overrides keys of config.gan (the paper fixes the networks, latent size, batch and
-steps; optimiser, schedule, latent distribution, D/G ratio, G averaging and standardisation are free). For
-every entry, `--seeds` GANs (different init/training keys, one jax.vmap) are trained on the same truth set
-and judged on independent truth / GAN samples by
+Each ';'-separated entry overrides dotted keys of config.gan (the paper fixes the networks, latent size,
+batch and steps; optimiser, schedule, latent distribution, D/G ratio, G averaging and standardisation are
+free). For every entry, `--seeds` GANs (different init/training keys; one ensemble of the engine, members
+vmapped, ganjax.dctr.gan) are trained on the same truth set and judged on independent truth / GAN samples by
   - median over the toy observables of the GAN's <S^2> (Eq. 15) against the truth;
   - for mixtures: the fraction of GAN events within 3 sigma of a mode and the number of modes that get at
     least 20% of their share (the usual mode-coverage figures for Gaussian-grid GANs);
@@ -29,20 +30,22 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from ganjax.data.dctr_toys import get_toy, observables
+from ganjax.dctr import gan as dgan
+from ganjax.dctr.reweight import finalize_weights
+from ganjax.engine import driver
 from ganjax.io import write_json
 from ganjax.metrics.dilution import observable_report
-from ganjax.reweight import finalize_weights
-from ganjax.train.small_gan import make_train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/dctr_toys.py:<preset>", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "output directory", required=True)
-_SCAN = flags.DEFINE_string("scan", "", "';'-separated entries of comma-separated gan.key=value overrides")
+_SCAN = flags.DEFINE_string("scan", "", "';'-separated entries of comma-separated key=value overrides of "
+                            "dotted config.gan keys (train.optimizer.learning_rate=1e-3)")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "GAN trainings per entry (vmapped)")
 _N_EVAL = flags.DEFINE_integer("n_eval", 200_000, "truth and GAN events per evaluation sample")
 
 
 def parse_entry(entry: str) -> dict:
-  """'learning_rate=3e-4,lr_schedule=cosine' -> {'learning_rate': 3e-4, 'lr_schedule': 'cosine'}."""
+  """'train.d_steps=2,model.latent=uniform' -> {'train.d_steps': 2, 'model.latent': 'uniform'}."""
   out = {}
   for item in filter(None, (s.strip() for s in entry.split(","))):
     if "=" not in item:
@@ -91,36 +94,57 @@ def judge(toy, clip: float, n_bins: int, x_t1, x_t2, x_g1, x_g2) -> dict:
   }
 
 
+def override(gan, overrides: dict, entry: str):
+  """A copy of config.gan with the dotted-key overrides of one scan entry (unknown keys are an error)."""
+  gan = gan.copy_and_resolve_references()
+  for dotted, v in overrides.items():
+    *parents, leaf = dotted.split(".")
+    node = gan
+    for p in parents:
+      node = node[p] if p in node else None
+      if node is None:
+        break
+    if node is None or not hasattr(node, "keys") or leaf not in node:
+      raise ValueError(f"--scan entry {entry!r}: unknown gan key {dotted!r}")
+    node[leaf] = v
+  return gan
+
+
+def train_seeds(gan, x_truth, keys_Sx2):
+  """Generator states of one GAN per key (members of one engine ensemble, vmapped), trained on x_truth."""
+  dim = x_truth.shape[1]
+  shift, scale = dgan.standardization(x_truth, bool(gan.model.standardize))
+  members = dgan.make_members(gan, dim, shift, scale, how="vmap")
+  init = jax.vmap(lambda k: dgan.init_keys(jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)))(keys_Sx2)
+  steps = int(gan.train.steps)
+  result = driver.run(driver.Loop(members, x_truth, total_steps=steps, segment_steps=steps, name="dctr-gan-scan"),
+                      members.init(init), None)
+  return jax.vmap(dgan.generator_state)(result.state)
+
+
 def main(argv):
   del argv
   config = _CONFIG.value
   os.makedirs(_WORKDIR.value, exist_ok=True)
-  toy = get_toy(config.toy)
-  key = jax.random.key(config.seed)
-  x_truth = toy.sample(jax.random.fold_in(key, 0), config.n_truth)
+  toy = get_toy(config.data.toy)
+  key = jax.random.PRNGKey(config.seed)
+  x_truth = toy.sample(jax.random.fold_in(key, 0), config.data.n_truth)
   n = _N_EVAL.value
   x_t1 = np.asarray(toy.sample(jax.random.fold_in(key, 5), n))
   x_t2 = np.asarray(toy.sample(jax.random.fold_in(key, 6), n))
   results = []
   for entry in [e for e in _SCAN.value.split(";")] or [""]:
     overrides = parse_entry(entry)
-    gan = config.gan.copy_and_resolve_references()
-    with gan.unlocked():
-      for k_, v in overrides.items():
-        if k_ not in gan:
-          raise ValueError(f"--scan entry {entry!r}: unknown gan key {k_!r}")
-        gan[k_] = v
-    init, train_segment, generate = make_train(gan)
+    gan = override(config.gan, overrides, entry)
     keys = jax.random.split(jax.random.fold_in(key, 100), _SEEDS.value)
     t0 = time.time()
-    states, _ = jax.jit(jax.vmap(lambda k: train_segment(init(jax.random.fold_in(k, 0), x_truth),
-                                                         jax.random.fold_in(k, 1), x_truth,
-                                                         int(gan.n_steps))))(keys)
+    states = train_seeds(gan, x_truth, keys)
     jax.block_until_ready(states)
     seconds = time.time() - t0
+    generate = dgan.make_generate(gan, toy.dim)
     per_seed = []
     for s in range(_SEEDS.value):
-      st = jax.tree_util.tree_map(lambda a: a[s], states)
+      st = jax.tree.map(lambda a: a[s], states)
       x_g1 = np.asarray(generate(st, jax.random.fold_in(keys[s], 2), n))
       x_g2 = np.asarray(generate(st, jax.random.fold_in(keys[s], 3), n))
       if not np.all(np.isfinite(x_g2)):
@@ -134,7 +158,7 @@ def main(argv):
     print(f"{entry or 'config defaults':55s} " + " ".join(
       f"{k_}={v[0]:.3g}[{v[1]:.3g},{v[2]:.3g}]" for k_, v in agg.items()) + f" t={seconds:.0f}s", flush=True)
     write_json(os.path.join(_WORKDIR.value, "scan.json"),
-               {"toy": config.toy, "config": config.to_dict(), "seeds": _SEEDS.value, "results": results})
+               {"toy": config.data.toy, "config": config.to_dict(), "seeds": _SEEDS.value, "results": results})
 
 
 if __name__ == "__main__":

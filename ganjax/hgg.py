@@ -699,7 +699,8 @@ def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key, on_
   generator applied to the same events' conditions gives w = h/(1-h) ~ p_SR(obj|cond) / p_GAN(obj|cond);
   the weights are applied to the GANed CR (column `dctr_weight`, in place) and the 15 observables are
   compared with the MC SR test set before and after (S^2, dilution r; dctrgan paper Eq. 15, Sec. II B)."""
-  from ganjax import reweight, validation
+  from ganjax import validation
+  from ganjax.dctr import reweight
   from ganjax.metrics.dilution import observable_report
 
   gen_names, cond_names = prep.gen_names, prep.cond_names
@@ -709,8 +710,11 @@ def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key, on_
   generated = {**{c: prep.train[c] for c in cond_names}, **g_phys}
   cfg = reweight.default_config()
   cfg.columns = list(gen_names) + list(cond_names)
-  for k in ("hidden", "n_epochs", "batch_size", "learning_rate", "clip", "calibrate"):
-    cfg[k] = config.dctr[k]
+  cfg.model.hidden = config.dctr.hidden
+  cfg.train.epochs = config.dctr.n_epochs
+  cfg.train.batch_size = config.dctr.batch_size
+  cfg.train.optimizer.learning_rate = config.dctr.learning_rate
+  cfg.clip, cfg.calibrate = config.dctr.clip, config.dctr.calibrate
   cfg.seed = config.seed
   apply_to = {**{c: ganed[c] for c in cond_names}, **{c: ganed["gan_" + c] for c in gen_names}}
   w, report = reweight.reweight(prep.train, generated, cfg, apply_to=apply_to)

@@ -1,5 +1,7 @@
-"""DCTR reweighter (ganjax/reweight.py): learned weights vs the exact likelihood ratio, calibration vs scipy,
-clipping / normalisation properties, batched evaluation, input errors."""
+"""DCTR reweighter (ganjax/dctr/reweight.py): learned weights vs the exact likelihood ratio, calibration vs
+scipy, clipping / normalisation properties, batched evaluation, the balanced sampler, input errors."""
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -9,24 +11,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize
 
-from ganjax import reweight
+from ganjax import engine
+from ganjax.dctr import reweight
+from ganjax.engine.errors import BadInputError
 from ganjax.models.classifier import MLPClassifier
 
 
-N = 6000  # one sample size for the training tests, so they share one compiled program
+N = 6000  # events per class in the training tests
 
 
 def _cfg(**kw):
+  """A small reweighter config; kw: dotted keys of reweight.default_config()."""
   c = reweight.default_config()
   c.columns = ["a", "b"]
-  c.hidden = (16,)
-  c.batch_size = 256
-  c.n_epochs = 4
-  c.learning_rate = 3e-3
+  c.model.hidden = (16,)
+  c.train.batch_size = 256
+  c.train.epochs = 4
+  c.train.optimizer.learning_rate = 3e-3
   c.clip = 0.0
   c.calibrate = False  # calibration is tested against scipy below and end to end in test_reweight_toys
   c.eval_batch_size = 1024
-  c.update(kw)
+  for key, value in kw.items():
+    *parents, leaf = key.split(".")
+    node = c
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
   return c
 
 
@@ -141,8 +151,9 @@ def test_bad_input_is_reported_before_training():
 
 
 def test_optimizer_schedule_and_weight_decay():
-  """Cosine: the first update is Adam's, the last one (step n) is zero; weight decay with zero gradient
-  shrinks a parameter by lr * wd * p (AdamW); bad options are a ValueError before training."""
+  """The reweighter's optimizer comes from engine.make_optimizer: cosine's first update is Adam's and its
+  update at step n is zero; adamw with zero gradient shrinks a parameter by lr * wd * p; bad options are a
+  BadInputError (a ValueError) before training."""
   p, g = {"w": jnp.array([2.0, -1.0])}, {"w": jnp.array([0.3, 0.3])}
   n, lr = 10, 0.1
 
@@ -153,15 +164,63 @@ def test_optimizer_schedule_and_weight_decay():
       out.append(np.asarray(u["w"]))
     return out
 
-  adam = updates(reweight.make_optimizer(lr, n), n + 1)
-  cos = updates(reweight.make_optimizer(lr, n, "cosine"), n + 1)
+  def opt(**kw):
+    return _cfg(**{"train.optimizer.learning_rate": lr, **{f"train.optimizer.{k}": v for k, v in kw.items()}}
+                ).train.optimizer
+
+  adam = updates(engine.make_optimizer(opt(), n), n + 1)
+  cos = updates(engine.make_optimizer(opt(schedule="cosine"), n), n + 1)
   np.testing.assert_allclose(cos[0], adam[0], rtol=1e-6)
   np.testing.assert_allclose(cos[n], 0.0, atol=1e-9)
   assert np.all(np.abs(cos[n // 2]) < np.abs(adam[n // 2]))
-  tx = reweight.make_optimizer(lr, n, weight_decay=0.5)
+  tx = engine.make_optimizer(opt(name="adamw", weight_decay=0.5), n)
   u, _ = tx.update({"w": jnp.zeros(2)}, tx.init(p), p)
   np.testing.assert_allclose(np.asarray(u["w"]), -lr * 0.5 * np.asarray(p["w"]), rtol=1e-6)
   rng = np.random.default_rng(0)
-  for bad, match in [(dict(lr_schedule="step"), "lr_schedule"), (dict(weight_decay=-1.0), "weight_decay")]:
-    with pytest.raises(ValueError, match=match):
+  for bad, match in [({"train.optimizer.schedule": "step"}, "schedule"),
+                     ({"train.optimizer.name": "adamw", "train.optimizer.weight_decay": -1.0}, "weight_decay"),
+                     ({"train.optimizer.weight_decay": 0.1}, "needs train.optimizer.name='adamw'"),
+                     ({"train.optimizer.name": "sgd"}, "use adam or adamw")]:
+    with pytest.raises(BadInputError, match=match):
       reweight.reweight(_gauss(rng, 50, 0.0), _gauss(rng, 50, 0.0), _cfg(**bad))
+
+
+def test_sampler_tiles_the_smaller_class():
+  """Epoch e of the classifier's sampler: step s takes positions s * half + [0, half) of per-class
+  permutations from fold_in(fold_in(run key, e), 0 | 1), wrapping around the smaller class; the epoch covers
+  the larger class once."""
+  nt, ng, half = 23, 50, 8
+  spec = reweight.make_spec(_cfg(**{"train.batch_size": 2 * half}), nt, ng, 2)
+  spe = spec.sampler.steps_per_epoch
+  assert spe == -(-ng // half)
+  key = jax.random.PRNGKey(5)
+  it, ig, _ = spec.sampler.plan(key, jnp.int32(3))
+  k = jax.random.fold_in(key, 3)
+  perm_t = np.asarray(jax.random.permutation(jax.random.fold_in(k, 0), nt))
+  perm_g = np.asarray(jax.random.permutation(jax.random.fold_in(k, 1), ng))
+  for s in range(spe):
+    np.testing.assert_array_equal(it[s], perm_t[(s * half + np.arange(half)) % nt])
+    np.testing.assert_array_equal(ig[s], perm_g[(s * half + np.arange(half)) % ng])
+  assert set(np.asarray(ig).ravel()) == set(range(ng)) and set(np.asarray(it).ravel()) == set(range(nt))
+
+
+def test_workdir_fit_resumes_to_the_same_reweighter(tmp_path):
+  """A fit in a workdir (driver checkpoints, TensorBoard) stopped after epoch 2 and rerun ends with the
+  reweighter and report of an uninterrupted library fit (workdir=None)."""
+  from ganjax.engine.errors import InterruptedError_
+  rng = np.random.default_rng(5)
+  truth, gen = _gauss(rng, 600, 0.0), _gauss(rng, 600, 0.5)
+  cfg = _cfg(calibrate=True)
+  want, _, rep_want = reweight.fit(truth, gen, cfg)
+
+  def stop(step):
+    if step == 2 * rep_want["steps_per_epoch"]:
+      raise InterruptedError_("stopped for the test")
+
+  with pytest.raises(InterruptedError_):
+    reweight.fit(truth, gen, cfg, workdir=str(tmp_path), on_segment_end=stop)
+  got, _, rep = reweight.fit(truth, gen, cfg, workdir=str(tmp_path))
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), want, got)
+  for k in ("train_loss", "val_loss", "best_epoch", "temperature", "val_loss_calibrated", "val_auc"):
+    assert rep[k] == rep_want[k], k
+  assert os.listdir(tmp_path / "tb") and os.path.isdir(tmp_path / "checkpoints" / "best")

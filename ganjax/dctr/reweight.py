@@ -11,11 +11,12 @@ Usage (inputs are plain dicts of 1D numpy columns; the classifier sees `config.c
   w_M, report = reweight.reweight(truth, generated, cfg, apply_to=other)
 
 Steps: per-class random train/held-out split; inputs standardised with train statistics; balanced batches
-(half truth, half generated, the smaller class tiled as in the paper, Sec. III B) with per-epoch in-graph
-permutations; the whole training (epochs x batches) is one lax.scan inside one jit; the parameters with the
-lowest held-out loss are kept; optional temperature scaling (Guo et al., paper ref. [83]) fitted on the
-held-out split; weights evaluated in batches, optionally clipped (the paper clips at 5) and normalised to
-sum to the number of weighted events (Eq. 10).
+(half truth, half generated, the smaller class tiled as in the paper, Sec. III B) from per-epoch in-graph
+permutations; the classifier is a TrainSpec of the engine (one supervised update) run by the engine's
+driver in segments of one epoch, evaluating the held-out loss after each and keeping the parameters with
+the lowest one; optional temperature scaling (Guo et al., paper ref. [83]) fitted on the held-out split;
+weights evaluated in batches, optionally clipped (the paper clips at 5) and normalised to sum to the number
+of weighted events (Eq. 10).
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
+from ganjax import engine
+from ganjax.engine import driver, losses
+from ganjax.engine.errors import BadInputError
+from ganjax.engine.optim import check as check_optimizer
 from ganjax.metrics.dilution import as_weights, effective_sample_size
 from ganjax.models.classifier import MLPClassifier
 
@@ -41,20 +45,27 @@ def default_config() -> ml_collections.ConfigDict:
   """Reweighter settings; `columns` must be set by the caller."""
   c = ml_collections.ConfigDict()
   c.columns = []             # classifier inputs, read from the truth / generated dicts
-  c.hidden = (64, 128, 256)  # paper's 2D toy reweighter (Sec. III A)
-  c.activation = "relu"
-  c.learning_rate = 1e-3
-  c.lr_schedule = "constant" # 'constant' | 'cosine' (decay to 0 over all epochs: a settled, less noisy h)
-  c.weight_decay = 0.0       # decoupled weight decay (AdamW, Loshchilov & Hutter 2019); 0: plain Adam
-  c.batch_size = 256         # per step: batch_size // 2 truth + batch_size // 2 generated events
-  c.n_epochs = 100           # epochs over the larger class's training split (paper: 100)
+  c.seed = 0                 # RNG seed when fit() gets no key
   c.val_fraction = 0.2       # held-out fraction of each class (model selection and calibration)
   c.keep_best = True         # keep the parameters of the epoch with the lowest held-out loss
   c.calibrate = True         # temperature scaling on the held-out split
   c.clip = 5.0               # upper limit on the raw weights; <= 0 disables (paper: 5)
   c.normalize = True         # rescale weights to sum to the number of weighted events (Eq. 10)
   c.eval_batch_size = 16384  # events per batch when evaluating weights
-  c.seed = 0
+  c.model = ml_collections.ConfigDict()
+  c.model.hidden = (64, 128, 256)  # paper's 2D toy reweighter (Sec. III A)
+  c.model.activation = "relu"
+  c.train = ml_collections.ConfigDict()
+  c.train.epochs = 100       # epochs over the larger class's training split (paper: 100)
+  c.train.batch_size = 256   # per step: batch_size // 2 truth + batch_size // 2 generated events
+  c.train.optimizer = ml_collections.ConfigDict()
+  c.train.optimizer.name = "adam"       # adam | adamw (decoupled weight decay, Loshchilov & Hutter 2019)
+  c.train.optimizer.learning_rate = 1e-3
+  c.train.optimizer.b1 = 0.9
+  c.train.optimizer.b2 = 0.999
+  c.train.optimizer.weight_decay = 0.0  # adamw only
+  c.train.optimizer.schedule = "constant"  # constant | cosine (to 0 over all epochs: a settled, less noisy h)
+  c.train.optimizer.decay_length = 0    # cosine: decay length in epochs (0 = all)
   return c
 
 
@@ -62,46 +73,60 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def _stack_columns(table: Table, columns: list[str], name: str) -> np.ndarray:
-  """x_NxD (float32) from the listed columns, with a ValueError naming table/column/count on bad input."""
+  """x_NxD (float32) from the listed columns; BadInputError (a ValueError) naming table/column/count."""
   if not isinstance(table, Mapping):
-    raise ValueError(f"{name}: expected a dict of columns, got {type(table).__name__}")
+    raise BadInputError(f"{name}: expected a dict of columns, got {type(table).__name__}")
   missing = [c for c in columns if c not in table]
   if missing:
-    raise ValueError(f"{name}: missing columns {missing}; available: {sorted(table)}")
+    raise BadInputError(f"{name}: missing columns {missing}; available: {sorted(table)}")
   cols, n = [], None
   for c in columns:
     v = np.asarray(table[c])
     if v.ndim != 1:
-      raise ValueError(f"{name}: column {c!r} must be 1D, got shape {v.shape}")
+      raise BadInputError(f"{name}: column {c!r} must be 1D, got shape {v.shape}")
     if n is None:
       n = v.shape[0]
     elif v.shape[0] != n:
-      raise ValueError(f"{name}: column {c!r} has {v.shape[0]} rows, {columns[0]!r} has {n}")
+      raise BadInputError(f"{name}: column {c!r} has {v.shape[0]} rows, {columns[0]!r} has {n}")
     if not np.issubdtype(v.dtype, np.number) and v.dtype != bool:
-      raise ValueError(f"{name}: column {c!r} is not numeric (dtype {v.dtype})")
+      raise BadInputError(f"{name}: column {c!r} is not numeric (dtype {v.dtype})")
     v = v.astype(np.float64)
     bad = int(np.sum(~np.isfinite(v)))
     if bad:
-      raise ValueError(f"{name}: column {c!r} has {bad} of {n} rows that are NaN or infinite")
+      raise BadInputError(f"{name}: column {c!r} has {bad} of {n} rows that are NaN or infinite")
     cols.append(v)
   if n == 0:
-    raise ValueError(f"{name}: no rows")
+    raise BadInputError(f"{name}: no rows")
   return np.stack(cols, axis=1).astype(np.float32)
+
+
+def check_config(config: ml_collections.ConfigDict) -> list[str]:
+  """Problems of a reweighter config, one line each (empty when usable; columns are checked by fit)."""
+  t = config.train
+  problems = [f"reweight config: {p}" for p in check_optimizer(t.optimizer)]
+  if t.optimizer.name not in ("adam", "adamw"):
+    problems.append(f"reweight config: train.optimizer.name={t.optimizer.name!r}; use adam or adamw")
+  if t.optimizer.schedule not in ("constant", "cosine"):
+    problems.append(f"reweight config: train.optimizer.schedule={t.optimizer.schedule!r}; use constant or cosine")
+  if t.optimizer.name == "adam" and t.optimizer.weight_decay > 0:
+    problems.append("reweight config: train.optimizer.weight_decay > 0 needs train.optimizer.name='adamw'")
+  if not 0.0 < config.val_fraction < 1.0:
+    problems.append(f"reweight config: val_fraction must be in (0, 1), got {config.val_fraction}")
+  if t.batch_size < 2 or t.epochs < 1:
+    problems.append(f"reweight config: need train.batch_size >= 2 and train.epochs >= 1, got {t.batch_size}, "
+                    f"{t.epochs}")
+  return problems
 
 
 def _check_config(config: ml_collections.ConfigDict) -> list[str]:
   columns = list(config.columns)
   if not columns:
-    raise ValueError("reweight config: `columns` is empty; list the classifier's input columns")
+    raise BadInputError("reweight config: `columns` is empty; list the classifier's input columns")
   if len(set(columns)) != len(columns):
-    raise ValueError(f"reweight config: duplicate entries in columns {columns}")
-  if not 0.0 < config.val_fraction < 1.0:
-    raise ValueError(f"reweight config: val_fraction must be in (0, 1), got {config.val_fraction}")
-  if config.batch_size < 2 or config.n_epochs < 1:
-    raise ValueError(f"reweight config: need batch_size >= 2 and n_epochs >= 1, "
-                     f"got {config.batch_size}, {config.n_epochs}")
-  make_optimizer(float(config.learning_rate), 1, str(config.get("lr_schedule", "constant")),
-                 float(config.get("weight_decay", 0.0)))  # raises on a bad schedule / weight decay
+    raise BadInputError(f"reweight config: duplicate entries in columns {columns}")
+  problems = check_config(config)
+  if problems:
+    raise BadInputError("; ".join(problems))
   return columns
 
 
@@ -114,89 +139,55 @@ def _check_event_weights(w: np.ndarray | None, n: int, name: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- classifier training
 
 
-_LR_SCHEDULES = ("constant", "cosine")
-
-
-def make_optimizer(learning_rate: float, n_steps: int, lr_schedule: str = "constant",
-                   weight_decay: float = 0.0) -> optax.GradientTransformation:
-  """Adam (the paper's optimiser) with an optional cosine decay to 0 over n_steps and decoupled weight decay."""
-  if lr_schedule not in _LR_SCHEDULES:
-    raise ValueError(f"reweight config: lr_schedule={lr_schedule!r}; known: {_LR_SCHEDULES}")
-  if weight_decay < 0:
-    raise ValueError(f"reweight config: weight_decay must be >= 0, got {weight_decay}")
-  lr = optax.cosine_decay_schedule(learning_rate, max(1, n_steps)) if lr_schedule == "cosine" else learning_rate
-  return optax.adamw(lr, weight_decay=weight_decay) if weight_decay > 0 else optax.adam(lr)
-
-
-
-def _bce(logit: jax.Array, label: jax.Array) -> jax.Array:
-  """Per-event binary cross entropy of sigmoid(logit) against label in {0, 1}."""
-  return label * jax.nn.softplus(-logit) + (1.0 - label) * jax.nn.softplus(logit)
-
-
 def balanced_loss(logit_t: jax.Array, wt: jax.Array, logit_g: jax.Array, wg: jax.Array) -> jax.Array:
-  """BCE with truth and generated each carrying half the total weight (equal class priors)."""
-  lt = jnp.sum(wt * _bce(logit_t, 1.0)) / jnp.sum(wt)
-  lg = jnp.sum(wg * _bce(logit_g, 0.0)) / jnp.sum(wg)
+  """The weighted BCE (ganjax.engine.losses.bce) with truth and generated each carrying half the total
+  weight (equal class priors)."""
+  lt = jnp.sum(wt * losses.bce(logit_t, 1.0)) / jnp.sum(wt)
+  lg = jnp.sum(wg * losses.bce(logit_g, 0.0)) / jnp.sum(wg)
   return 0.5 * (lt + lg)
 
 
-def make_train(config: ml_collections.ConfigDict, n_truth: int, n_gen: int
-               ) -> tuple[MLPClassifier, Callable, Callable, int]:
-  """(model, init, train, steps_per_epoch) for the classifier h.
+def make_model(config: ml_collections.ConfigDict) -> MLPClassifier:
+  return MLPClassifier(tuple(int(h) for h in config.model.hidden), config.model.activation)
 
-  init(key, x_1xD) -> params. train(params, key, data) -> (params, history) runs all epochs in one lax.scan;
-  data holds standardised xt, wt (truth train), xg, wg (generated train), xt_val, wt_val, xg_val, wg_val.
-  n_truth / n_gen (train sizes) fix the static number of steps per epoch.
-  """
-  model = MLPClassifier(tuple(int(h) for h in config.hidden), config.activation)
-  half = max(1, int(config.batch_size) // 2)
-  steps_per_epoch = max(1, math.ceil(max(n_truth, n_gen) / half))
-  n_epochs = int(config.n_epochs)
-  tx = make_optimizer(float(config.learning_rate), steps_per_epoch * n_epochs,
-                      str(config.get("lr_schedule", "constant")), float(config.get("weight_decay", 0.0)))
-  keep_best = bool(config.keep_best)
 
-  def init(key: jax.Array, x_1xD: jax.Array):
-    return model.init(key, x_1xD)
+def steps_per_epoch(config: ml_collections.ConfigDict, n_truth: int, n_gen: int) -> int:
+  """Steps of one epoch: the larger class's training split in half-batches."""
+  return max(1, math.ceil(max(n_truth, n_gen) / max(1, int(config.train.batch_size) // 2)))
 
-  def loss_fn(params, xt, wt, xg, wg):
-    return balanced_loss(model.apply(params, xt), wt, model.apply(params, xg), wg)
 
-  def train(params, key: jax.Array, data: dict[str, jax.Array]):
-    nt, ng = data["xt"].shape[0], data["xg"].shape[0]
-    offs = jnp.arange(half)
+def make_spec(config: ml_collections.ConfigDict, n_truth: int, n_gen: int, dim: int) -> engine.TrainSpec:
+  """The classifier h as a TrainSpec: one supervised update of the balanced BCE per step.
 
-    def val_loss(p):
-      return loss_fn(p, data["xt_val"], data["wt_val"], data["xg_val"], data["wg_val"])
+  init takes (init key, run key) stacked; data = {xt, wt, xg, wg} (standardised training splits of sizes
+  n_truth and n_gen). Epoch e permutes each class with fold_in(fold_in(run key, e), 0 | 1); step s takes
+  the positions s * half + [0, half) of both permutations, wrapping around the smaller class (tiling)."""
+  model = make_model(config)
+  half = max(1, int(config.train.batch_size) // 2)
+  spe = steps_per_epoch(config, n_truth, n_gen)
+  tx = engine.make_optimizer(config.train.optimizer, total_steps=spe * int(config.train.epochs),
+                             steps_per_unit=spe)
 
-    def epoch(carry, e):
-      params, opt_state, best, best_loss = carry
-      k = jax.random.fold_in(key, e)
-      perm_t = jax.random.permutation(jax.random.fold_in(k, 0), nt)
-      perm_g = jax.random.permutation(jax.random.fold_in(k, 1), ng)
+  def init(keys_2x2):
+    return engine.Init(params={"h": model.init(keys_2x2[0], jnp.zeros((1, dim)))}, key=keys_2x2[1])
 
-      def step(c, s):
-        params, opt_state = c
-        it = perm_t[(s * half + offs) % nt]  # the smaller class wraps around (tiling)
-        ig = perm_g[(s * half + offs) % ng]
-        loss, grads = jax.value_and_grad(loss_fn)(params, data["xt"][it], data["wt"][it],
-                                                  data["xg"][ig], data["wg"][ig])
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+  def plan(key, epoch):
+    k = jax.random.fold_in(key, epoch)
+    perm_t = jax.random.permutation(jax.random.fold_in(k, 0), n_truth)
+    perm_g = jax.random.permutation(jax.random.fold_in(k, 1), n_gen)
+    pos_SxH = jnp.arange(spe)[:, None] * half + jnp.arange(half)[None, :]
+    return perm_t[pos_SxH % n_truth], perm_g[pos_SxH % n_gen], jnp.broadcast_to(k, (spe,) + k.shape)
 
-      (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), jnp.arange(steps_per_epoch))
-      vl = val_loss(params)
-      better = jnp.logical_or(vl < best_loss, not keep_best)
-      best = jax.tree_util.tree_map(lambda n, b: jnp.where(better, n, b), params, best)
-      best_loss = jnp.where(better, vl, best_loss)
-      return (params, opt_state, best, best_loss), (jnp.mean(losses), vl)
+  def batch(data, plan_s):
+    it, ig, k = plan_s
+    return {"xt": data["xt"][it], "wt": data["wt"][it], "xg": data["xg"][ig], "wg": data["wg"][ig]}, k
 
-    carry0 = (params, tx.init(params), params, jnp.asarray(jnp.inf, jnp.float32))
-    (_, _, best, best_loss), (train_E, val_E) = jax.lax.scan(epoch, carry0, jnp.arange(n_epochs))
-    return best, {"train_loss": train_E, "val_loss": val_E, "best_val_loss": best_loss}
+  def loss(params, b, _ctx):
+    h = params["h"]
+    return balanced_loss(model.apply(h, b["xt"]), b["wt"], model.apply(h, b["xg"]), b["wg"]), {}
 
-  return model, init, train, steps_per_epoch
+  return engine.TrainSpec(init=init, optimizers={"h": tx}, updates=(engine.Update("h", "h", loss),),
+                          sampler=engine.Sampler(spe, plan, batch))
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -290,43 +281,32 @@ def _auc(score_t: np.ndarray, score_g: np.ndarray) -> float:
   return float((ranks[:nt].sum() - nt * (nt + 1) / 2) / (nt * ng))
 
 
-def _program_settings(config: ml_collections.ConfigDict) -> tuple:
-  return (tuple(int(h) for h in config.hidden), str(config.activation), float(config.learning_rate),
-          int(config.batch_size), int(config.n_epochs), bool(config.keep_best), bool(config.calibrate),
-          str(config.get("lr_schedule", "constant")), float(config.get("weight_decay", 0.0)))
+@functools.partial(jax.jit, static_argnums=0)
+def _logits(model: MLPClassifier, params, val: dict) -> tuple[jax.Array, jax.Array]:
+  return model.apply(params, val["xt"]), model.apply(params, val["xg"])
 
 
-@functools.lru_cache(maxsize=16)
-def _fit_program(settings: tuple, n_truth: int, n_gen: int) -> tuple[Callable, int]:
-  """One jitted program (init, all epochs, held-out calibration) per settings/sizes, reused across calls."""
-  hidden, activation, lr, batch_size, n_epochs, keep_best, calibrate, lr_schedule, weight_decay = settings
-  cfg = ml_collections.ConfigDict(dict(hidden=hidden, activation=activation, learning_rate=lr,
-                                       batch_size=batch_size, n_epochs=n_epochs, keep_best=keep_best,
-                                       lr_schedule=lr_schedule, weight_decay=weight_decay))
-  model, init, train, steps_per_epoch = make_train(cfg, n_truth, n_gen)
+@jax.jit
+def _raw_and_calibrated_loss(logit_t, wt, logit_g, wg, beta):
+  """Held-out balanced BCE of sigmoid(logit) and of sigmoid(beta * logit)."""
+  return balanced_loss(logit_t, wt, logit_g, wg), balanced_loss(beta * logit_t, wt, beta * logit_g, wg)
 
-  @jax.jit
-  def fit_all(k_init, k_train, data):
-    params, hist = train(init(k_init, data["xt"][:1]), k_train, data)
-    logit_t = model.apply(params, data["xt_val"])
-    logit_g = model.apply(params, data["xg_val"])
-    beta = jnp.float32(1.0)
-    if calibrate:
-      beta = fit_inverse_temperature(logit_t, data["wt_val"], logit_g, data["wg_val"])
-    val_raw = balanced_loss(logit_t, data["wt_val"], logit_g, data["wg_val"])
-    val_cal = balanced_loss(beta * logit_t, data["wt_val"], beta * logit_g, data["wg_val"])
-    return params, hist, beta, logit_t, logit_g, val_raw, val_cal
 
-  return fit_all, steps_per_epoch
+def _raw_key(key: jax.Array) -> jax.Array:
+  """uint32 key data (checkpointable) of a typed or raw PRNG key; the same random bits either way."""
+  return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
 
 
 def fit(truth: Table, generated: Table, config: ml_collections.ConfigDict,
         truth_weights: np.ndarray | None = None, generated_weights: np.ndarray | None = None,
-        key: jax.Array | None = None) -> tuple[dict[str, Any], Callable, dict]:
+        key: jax.Array | None = None, workdir: str | None = None,
+        on_segment_end: Callable[[int], None] | None = None) -> tuple[dict[str, Any], Callable, dict]:
   """Train the DCTR classifier. Returns (reweighter pytree, log_weight_fn, report).
 
   reweighter = {params, mean, std, inv_temperature}; log_weight_fn(reweighter, x_NxD) -> log w_N.
   truth_weights / generated_weights: optional per-event input weights (e.g. MC event weights, footnote 1).
+  workdir: None (nothing written) or a folder for the driver's checkpoints and TensorBoard logs, from
+  which an interrupted fit resumes.
   """
   columns = _check_config(config)
   xt = _stack_columns(truth, columns, "truth")
@@ -336,12 +316,12 @@ def fit(truth: Table, generated: Table, config: ml_collections.ConfigDict,
   for name, x in (("truth", xt), ("generated", xg)):
     n_val = int(round(config.val_fraction * x.shape[0]))
     if n_val < 1 or x.shape[0] - n_val < 1:
-      raise ValueError(f"{name}: {x.shape[0]} rows are too few for a held-out split with "
-                       f"val_fraction={config.val_fraction}")
+      raise BadInputError(f"{name}: {x.shape[0]} rows are too few for a held-out split with "
+                          f"val_fraction={config.val_fraction}")
   t0 = time.time()
-  key = jax.random.key(config.seed) if key is None else key
+  key = _raw_key(jax.random.PRNGKey(config.seed) if key is None else key)
   k_init, k_train, k_split = (jax.random.fold_in(key, i) for i in range(3))
-  rng = np.random.default_rng(np.asarray(jax.random.key_data(k_split)))  # host-side split, no compile
+  rng = np.random.default_rng(np.asarray(k_split))  # host-side split, no compile
 
   def split(x, w):
     perm = rng.permutation(x.shape[0])
@@ -358,41 +338,60 @@ def fit(truth: Table, generated: Table, config: ml_collections.ConfigDict,
   def z(x):
     return jnp.asarray((x - mean) / std)
 
-  data = {"xt": z(xt_tr), "wt": jnp.asarray(wt_tr), "xg": z(xg_tr), "wg": jnp.asarray(wg_tr),
-          "xt_val": z(xt_va), "wt_val": jnp.asarray(wt_va), "xg_val": z(xg_va), "wg_val": jnp.asarray(wg_va)}
-  fit_all, steps_per_epoch = _fit_program(_program_settings(config), xt_tr.shape[0], xg_tr.shape[0])
-  params, hist, beta, logit_t, logit_g, val_raw, val_cal = fit_all(k_init, k_train, data)
-  val_raw, val_cal = float(val_raw), float(val_cal)
+  data = {"xt": z(xt_tr), "wt": jnp.asarray(wt_tr), "xg": z(xg_tr), "wg": jnp.asarray(wg_tr)}
+  val = {"xt": z(xt_va), "wt": jnp.asarray(wt_va), "xg": z(xg_va), "wg": jnp.asarray(wg_va)}
+  model = make_model(config)
+  spec = make_spec(config, xt_tr.shape[0], xg_tr.shape[0], xt.shape[1])
+  spe, n_epochs = spec.sampler.steps_per_epoch, int(config.train.epochs)
+  members = engine.make_members(engine.make_train(spec), data_axis=None)
+
+  # The held-out data are arguments, not constants closed over, of these jitted functions: XLA then
+  # compiles the same arithmetic as inside a training program (constants can be folded differently).
+  val_loss_M = jax.jit(engine.over_members(lambda h, v: balanced_loss(
+      model.apply(h, v["xt"]), v["wt"], model.apply(h, v["xg"]), v["wg"]), (0, None)))
+
+  loop = driver.Loop(members, data, total_steps=n_epochs * spe, segment_steps=spe,
+                     evaluate=lambda state, _step: {"val_loss": val_loss_M(state.params["h"], val)},
+                     select="val_loss" if config.keep_best else None, keep=lambda s: s.params["h"],
+                     aux={"mean": jnp.asarray(mean), "std": jnp.asarray(std)}, name="dctr-reweight")
+  state0 = members.init(jnp.stack([jnp.stack([k_init, k_train])]))
+  result = driver.run(loop, state0, workdir, on_segment_end=on_segment_end)
+  params = jax.tree.map(lambda a: a[0], result.best)
+
+  logit_t, logit_g = _logits(model, params, val)
+  beta = jnp.float32(1.0)
+  if config.calibrate:
+    beta = fit_inverse_temperature(logit_t, val["wt"], logit_g, val["wg"])
+  val_raw, val_cal = _raw_and_calibrated_loss(logit_t, val["wt"], logit_g, val["wg"], beta)
   rw = {"params": params, "mean": jnp.asarray(mean), "std": jnp.asarray(std), "inv_temperature": beta}
-  val_E = np.asarray(hist["val_loss"])
+  val_E = np.array([rec["val_loss"][0] for rec in result.history])
   report = {
     "columns": columns,
     "n_truth": int(xt.shape[0]), "n_generated": int(xg.shape[0]),
     "n_truth_train": int(xt_tr.shape[0]), "n_generated_train": int(xg_tr.shape[0]),
     "n_truth_val": int(xt_va.shape[0]), "n_generated_val": int(xg_va.shape[0]),
-    "n_epochs": int(config.n_epochs), "steps_per_epoch": int(steps_per_epoch),
-    "train_loss": np.asarray(hist["train_loss"]).tolist(), "val_loss": val_E.tolist(),
-    "best_epoch": int(np.argmin(val_E)) if config.keep_best else int(config.n_epochs) - 1,
-    "val_loss_uncalibrated": val_raw, "val_loss_calibrated": val_cal,
+    "n_epochs": n_epochs, "steps_per_epoch": int(spe),
+    "train_loss": [rec["h_loss"][0] for rec in result.history], "val_loss": val_E.tolist(),
+    "best_epoch": int(np.argmin(val_E)) if config.keep_best else n_epochs - 1,
+    "val_loss_uncalibrated": float(val_raw), "val_loss_calibrated": float(val_cal),
     "temperature": float(1.0 / beta),
     "val_auc": _auc(np.asarray(logit_t), np.asarray(logit_g)),
     "fit_seconds": time.time() - t0,
   }
-  model = MLPClassifier(tuple(int(h) for h in config.hidden), config.activation)
   return rw, make_log_weight_fn(model, int(config.eval_batch_size)), report
 
 
 def reweight(truth: Table, generated: Table, config: ml_collections.ConfigDict,
              apply_to: Table | None = None, truth_weights: np.ndarray | None = None,
-             generated_weights: np.ndarray | None = None, key: jax.Array | None = None
-             ) -> tuple[np.ndarray, dict]:
+             generated_weights: np.ndarray | None = None, key: jax.Array | None = None,
+             workdir: str | None = None) -> tuple[np.ndarray, dict]:
   """Fit DCTR on truth vs generated and return (weights for `apply_to` (default: generated), report).
 
   The returned weights are the DCTR factors only: multiply them into any generated_weights yourself.
   Clipping and normalisation follow config.clip / config.normalize; report['weights'] describes the final
   weights (incl. N_eff).
   """
-  rw, log_weight_fn, report = fit(truth, generated, config, truth_weights, generated_weights, key)
+  rw, log_weight_fn, report = fit(truth, generated, config, truth_weights, generated_weights, key, workdir)
   target = generated if apply_to is None else apply_to
   x = _stack_columns(target, list(config.columns), "apply_to" if apply_to is not None else "generated")
   log_w = np.asarray(log_weight_fn(rw, jnp.asarray(x)))
