@@ -306,7 +306,7 @@ def fit(truth: Table, generated: Table, config: ml_collections.ConfigDict,
   reweighter = {params, mean, std, inv_temperature}; log_weight_fn(reweighter, x_NxD) -> log w_N.
   truth_weights / generated_weights: optional per-event input weights (e.g. MC event weights, footnote 1).
   workdir: None (nothing written) or a folder for the driver's checkpoints and TensorBoard logs, from
-  which an interrupted fit resumes.
+  which an interrupted fit resumes (one fit per folder: rerun it with the same inputs and config).
   """
   columns = _check_config(config)
   xt = _stack_columns(truth, columns, "truth")
