@@ -43,8 +43,9 @@ def check_config(gan) -> list[str]:
   """Problems of a `config.gan`, one line each (empty when usable)."""
   m, t = gan.model, gan.train
   problems = [p.replace("train.", "gan.train.", 1) for p in check_optimizer(t.optimizer)]
-  if t.optimizer.name != "adam":
-    problems.append(f"gan.train.optimizer.name={t.optimizer.name!r}; the toy GAN uses adam")
+  if t.optimizer.name != "adam" or t.optimizer.get("weight_decay", 0.0):
+    problems.append(f"gan.train.optimizer: the toy GAN uses adam without weight decay (got "
+                    f"{t.optimizer.name!r}, weight_decay={t.optimizer.get('weight_decay', 0.0)})")
   if t.optimizer.schedule not in SCHEDULES:
     problems.append(f"gan.train.optimizer.schedule={t.optimizer.schedule!r}; known: {SCHEDULES}")
   if m.latent not in LATENTS:
