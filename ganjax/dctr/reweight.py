@@ -353,7 +353,8 @@ def fit(truth: Table, generated: Table, config: ml_collections.ConfigDict,
   loop = driver.Loop(members, data, total_steps=n_epochs * spe, segment_steps=spe,
                      evaluate=lambda state, _step: {"val_loss": val_loss_M(state.params["h"], val)},
                      select="val_loss" if config.keep_best else None, keep=lambda s: s.params["h"],
-                     aux={"mean": jnp.asarray(mean), "std": jnp.asarray(std)}, name="dctr-reweight")
+                     aux={"mean": jnp.asarray(mean), "std": jnp.asarray(std)}, name="dctr-reweight",
+                     checkpoint_every_s=30.0)  # one-epoch segments: a checkpoint each would dominate
   state0 = members.init(jnp.stack([jnp.stack([k_init, k_train])]))
   result = driver.run(loop, state0, workdir, on_segment_end=on_segment_end)
   params = jax.tree.map(lambda a: a[0], result.best)

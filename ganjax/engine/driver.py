@@ -10,7 +10,9 @@ state (a single run is an ensemble of one). At each segment end the driver
      history (also as TensorBoard scalars in workdir/tb);
   3. keeps, per member, `keep(state)` of the evaluation with the lowest `select` value (ties keep the
      earlier one);
-  4. saves `best` (when a member improved) and then `latest` (state, kept models, history) with orbax;
+  4. saves `best` (when a member improved) and then `latest` (state, kept models, history) with orbax, at
+     every segment end or, with `checkpoint_every_s`, at most that often (a resumed run replays the segments
+     after the last save, with the same result);
   5. turns a SIGTERM / Ctrl-C caught during the segment into InterruptedError_ (exit status 130).
 Rerunning with the same workdir resumes from `latest` and ends with the same result as an uninterrupted
 run. With workdir=None nothing is written (library fits inside another run).
@@ -46,6 +48,7 @@ class Loop(NamedTuple):
   keep: Callable[[Any], Any] | None = None             # state_M -> what is kept as best (default: params)
   aux: Any = None                    # arrays saved with every checkpoint (e.g. fitted transforms)
   name: str = "ganjax"               # progress label
+  checkpoint_every_s: float = 0.0    # save at most this often (0: every segment); always at the end and on stop
   log_members: int = 8               # per-member TensorBoard scalars for at most this many members
 
 
@@ -156,6 +159,7 @@ def run(loop: Loop, state, workdir: str | None = None,
   scalars = _Scalars(os.path.join(workdir, "tb") if workdir is not None else None, loop.log_members)
   bar = Progress(total=loop.total_steps // spe, desc=f"{loop.name} x{n_members}" if n_members > 1 else loop.name,
                  unit=unit, start=step // spe)
+  last_save, best_unsaved = time.time(), False
   try:
     with stop_requests() as stop:
       while step < loop.total_steps:
@@ -191,17 +195,21 @@ def run(loop: Loop, state, workdir: str | None = None,
               best_score = np.where(improved, score, best_score)
               best_step = np.where(improved, step, best_step)
               best = _where_members(improved, keep(state), best)
-              if ckpt is not None:
-                ckpt.save_best(step, {"best": best, "aux": loop.aux},
-                               {"best_score": best_score.tolist(), "best_step": best_step.tolist()})
+              best_unsaved = True
         if loop.select is None:
           best = keep(state)
           best_step[:] = step
         history.append(record)
-        if ckpt is not None:
+        due = (time.time() - last_save >= loop.checkpoint_every_s or step >= loop.total_steps or stop["stop"])
+        if ckpt is not None and due:
+          if best_unsaved:
+            ckpt.save_best(int(best_step.max()), {"best": best, "aux": loop.aux},
+                           {"best_score": best_score.tolist(), "best_step": best_step.tolist()})
+            best_unsaved = False
           meta = {"history": history, "best_score": best_score.tolist(), "best_step": best_step.tolist(),
                   "diverged_at": diverged_at.tolist()}
           ckpt.save_latest(step, {"state": state, "best": best, "aux": loop.aux}, meta)
+          last_save = time.time()
         scalars.write({k: v for k, v in record.items() if k != "seconds"}, step)
         shown = {}
         if loop.select is not None:
