@@ -79,11 +79,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 5000
   c.train.batch_size = 1024
-  c.train.optimizer = "lamb"      # lamb | adam | sgd
-  c.train.learning_rate = 1e-3    # cosine decay to 0 over train.decay_epochs, then 0
-  c.train.decay_epochs = 0        # epochs over which the cosine reaches 0 (0 = train.epochs). The paper's Fig. 2
-                                  # training runs 6000 epochs with the decay reaching 0 at 5000 (Sec. 3.1)
-  c.train.beta1 = 0.9             # first-moment decay of lamb/adam (DC-GAN practice: 0.5)
+  c.train.optimizer = ml_collections.ConfigDict()
+  c.train.optimizer.name = "lamb"           # lamb | adam | sgd (any of ganjax/engine/optim.py)
+  c.train.optimizer.learning_rate = 1e-3    # peak; cosine decay to 0 over decay_length epochs, then 0
+  c.train.optimizer.b1 = 0.9                # first-moment decay of lamb/adam (DC-GAN practice: 0.5)
+  c.train.optimizer.b2 = 0.999
+  c.train.optimizer.schedule = "cosine"
+  c.train.optimizer.decay_length = 0        # epochs over which the cosine reaches 0 (0 = train.epochs). The
+                                            # paper's Fig. 2 training runs 6000 epochs with the decay
+                                            # reaching 0 at 5000 (Sec. 3.1)
   c.train.label_noise = 0.15      # labels uniform in [0, eps] (fake) and [1-eps, 1] (real)
   c.train.eval_every = 1          # epochs per jitted segment; metric + checkpoint at each segment end
   c.train.devices = 0             # data-parallel over this many devices (0 = all; the batch is split)
@@ -131,13 +135,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.model.d_width = 0.25
       c.train.epochs = 100
       c.train.batch_size = 128
-      c.train.optimizer = "adam"    # DC-GAN's Adam(1e-3, beta1=0.5) converges in fewer steps at this size
-      c.train.beta1 = 0.5
-      c.train.learning_rate = 1e-3
+      c.train.optimizer.name = "adam"  # DC-GAN's Adam(1e-3, b1=0.5) converges in fewer steps at this size
+      c.train.optimizer.b1 = 0.5
+      c.train.optimizer.learning_rate = 1e-3
       c.train.eval_every = 10
       c.metric.n_samples = 10
       c.metric.chunk = 16384
-      c.metric.test_samples = (1, 10)
+      c.metric.test_samples = (1, 10, 100)
     elif preset == "dctr":
       c.dctr.enabled = True
     elif preset == "test":
