@@ -155,12 +155,15 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
       f"({time.time() - t1:.1f} s); training {config.train.epochs} epochs of {spe} steps")
   result = driver.run(loop, state, workdir,
                       on_segment_end=None if on_segment_end is None else lambda step: on_segment_end(step // spe))
-  best = result.best
+  t1, best = time.time(), result.best
   test_nll = {str(k): nll_M(test_m, hist_M(best, k_test, test_ev, on_mesh(np.arange(k))))
               for k in config.metric.test_samples}
   gen_one = metric.make_generate_fn(s.generator, config.model.latent_dim, config.metric.chunk, mesh)
   generate_M = jax.jit(engine.over_members(gen_one, (0, 0, None), member_axis), out_shardings=replicated(mesh))
   gen_u = np.asarray(generate_M(best, k_apply, on_mesh(s.prep.cond(s.prep.cr, 3))))
+  log(f"best generator(s) (epoch {' '.join(str(b // spe) for b in result.best_step[:8])}): test -2lnL for "
+      f"S = {', '.join(map(str, config.metric.test_samples))}; {gen_u.shape[1]} CR events generated "
+      f"({time.time() - t1:.1f} s)")
   return Fit(result, spe, test_nll, gen_u, time.time() - t0)
 
 
