@@ -8,14 +8,18 @@ Presets (`--config=configs/hgg.py:<preset>`):
   partial  as full, conditioned on the fake's parent jet only.
   vanilla  as full, no conditional features (latent only).
   quick    the same code path, shrunk for a 2-core CPU laptop (8k training events, 100 epochs of batch
-           128, Adam, S=10, networks at 1/4 width): see docs/benchmarks.md for its runtime and
-           docs/results.md for S^2(fake pT: GANed CR vs MC SR) / S^2(MC CR vs MC SR) (target <= 1/3).
+           128, Adam, S=10 for selection, test -2lnL at S = 1, 10, 100, networks at 1/4 width): ~5 min
+           (docs/benchmarks.md); S^2(fake pT: GANed CR vs MC SR) / S^2(MC CR vs MC SR) ~0.2, target <= 1/3
+           (docs/results.md).
              python -m ganjax.main --config=configs/hgg.py:quick --workdir=runs/hgg-quick
-  test     tiny, for the test suite (seconds).
+  test     tiny, for the test suite (~45 s on a 2-core CPU, most of it compilation).
+             python -m ganjax.main --config=configs/hgg.py:test --workdir=runs/hgg-test
   dctr     adds DCTR reweighting of the GANed CR (combine: `quick,dctr`); the ganed_cr table gets a
            `dctr_weight` column and metrics.json a `dctr` section (S^2 and dilution r before/after).
 Presets combine with a strategy: `quick,vanilla`, `quick,partial`.
 Any field can be overridden: --config.train.epochs=50; a misspelt key is an error (lock_config=True).
+Lengths count in epochs: train.epochs, train.eval_every (the segment between evaluations and checkpoints),
+train.optimizer.decay_length (ganjax/engine/optim.py).
 """
 
 import ml_collections
