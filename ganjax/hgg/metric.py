@@ -163,8 +163,8 @@ def metric_spread(hist_fn: Callable, params_g, events: EvalEvents, real_counts, 
   out = {}
   for s in s_values:
     ids = jnp.arange(s)
-    vals = [likelihood.neg2_log_likelihood(real_counts, hist_fn(params_g, jax.random.PRNGKey(seed + k), events, ids))
-            for k in range(n_keys)]
+    vals = [likelihood.neg2_log_likelihood(real_counts, hist_fn(params_g, jax.random.PRNGKey(seed + k), events,
+                                                                ids)) for k in range(n_keys)]
     out[f"S{s}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)), "n_keys": n_keys}
   return out
 

@@ -107,14 +107,12 @@ class Fit(NamedTuple):
   spe: int
   test_nll: dict           # str(S) -> [M] test -2lnL of the best generators
   gen_u_MxNxO: np.ndarray  # each member's best generator applied to the CR (model coordinates)
-  seconds: float
 
 
 def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, member_axis: str,
          extras: bool, on_segment_end: Callable[[int], None] | None) -> Fit:
   """Train M members (stacked over a leading axis) through the driver; test metric and CR generation of
   each member's best generator. `hyper`: per-member {learning_rate, b1, label_noise} arrays, or None."""
-  t0 = time.time()
   mesh, on_mesh = s.mesh, lambda x: replicate(np.asarray(x), s.mesh)
   spe = s.train.spec.sampler.steps_per_epoch
   S, n_members = int(config.metric.n_samples), len(seeds)
@@ -123,9 +121,11 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
   state = members.init(keys_M)
   if hyper is not None:
     state = replicate(jax.jit(jax.vmap(set_member_hyperparams))(state, **hyper), mesh)
-  _, _, k_eval, k_test, k_apply = (on_mesh(k) for k in jax.vmap(lambda k: jnp.stack(run_keys(k)), out_axes=1)(keys_M))
+  keys_5xM = jax.vmap(lambda k: jnp.stack(run_keys(k)), out_axes=1)(keys_M)  # (init, train, eval, test, apply)
+  k_eval, k_test, k_apply = (on_mesh(k) for k in keys_5xM[2:])
 
-  hist_M = jax.jit(engine.over_members(s.hist_fn, (0, 0, None, None), member_axis), out_shardings=replicated(mesh))
+  hist_M = jax.jit(engine.over_members(s.hist_fn, (0, 0, None, None), member_axis),
+                   out_shardings=replicated(mesh))
   nll_M = lambda real, counts_MxB: np.array([neg2_log_likelihood(real, c) for c in np.asarray(counts_MxB)])
   (train_ev, train_m), (val_ev, val_m), (test_ev, test_m) = s.train_set, s.val_set, s.test_set
   sample_ids = on_mesh(np.arange(S))
@@ -138,9 +138,11 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
     out["val_nll"] = nll_M(val_m, hist_M(state.params["g"], k_e, val_ev, sample_ids))
     for s_extra in config.metric.history_samples if extras else ():
       # Fig. 2: the same model at other S (same key); NaN before metric.history_from.
-      out[f"val_nll_S{s_extra}"] = (np.full(n_members, np.nan) if epoch < config.metric.history_from
-                                    else out["val_nll"] if s_extra == S else
-                                    nll_M(val_m, hist_M(state.params["g"], k_e, val_ev, on_mesh(np.arange(s_extra)))))
+      if epoch < config.metric.history_from:
+        out[f"val_nll_S{s_extra}"] = np.full(n_members, np.nan)
+      else:
+        out[f"val_nll_S{s_extra}"] = out["val_nll"] if s_extra == S else nll_M(
+            val_m, hist_M(state.params["g"], k_e, val_ev, on_mesh(np.arange(s_extra))))
     return out
 
   loop = driver.Loop(members, s.data, total_steps=int(config.train.epochs) * spe,
@@ -164,7 +166,7 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
   log(f"best generator(s) (epoch {' '.join(str(b // spe) for b in result.best_step[:8])}): test -2lnL for "
       f"S = {', '.join(map(str, config.metric.test_samples))}; {gen_u.shape[1]} CR events generated "
       f"({time.time() - t1:.1f} s)")
-  return Fit(result, spe, test_nll, gen_u, time.time() - t0)
+  return Fit(result, spe, test_nll, gen_u)
 
 
 def _history(fit: Fit, j: int, names: Sequence[str]) -> dict:
