@@ -118,6 +118,7 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
   S, n_members = int(config.metric.n_samples), len(seeds)
   members = engine.make_members(s.train, data_axis=None, how=member_axis, sharding=replicated(mesh))
   keys_M = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
+  t1 = time.time()
   state = members.init(keys_M)
   if hyper is not None:
     state = replicate(jax.jit(jax.vmap(set_member_hyperparams))(state, **hyper), mesh)
@@ -148,12 +149,11 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
   loop = driver.Loop(members, s.data, total_steps=int(config.train.epochs) * spe,
                      segment_steps=int(config.train.eval_every) * spe, evaluate=evaluate, select="val_nll",
                      keep=lambda st: st.params["g"], aux=s.prep.transforms(), name="hgg")
-  t1 = time.time()
   first = min(loop.segment_steps, loop.total_steps)
   members.segment_jit.lower(state, s.data, first).compile()
   for ev in (train_ev, val_ev):
     hist_M.lower(state.params["g"], k_eval, ev, sample_ids).compile()
-  log(f"compile: the {first // spe}-epoch training segment of {n_members} member(s) and the S={S} metric "
+  log(f"compile: init, the {first // spe}-epoch training segment of {n_members} member(s) and the S={S} metric "
       f"({time.time() - t1:.1f} s); training {config.train.epochs} epochs of {spe} steps")
   result = driver.run(loop, state, workdir,
                       on_segment_end=None if on_segment_end is None else lambda step: on_segment_end(step // spe))
