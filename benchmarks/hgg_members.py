@@ -3,7 +3,8 @@
   python benchmarks/hgg_members.py --members=4 --epochs=2            # quick preset networks and data
 
 Times one jitted training segment (`--epochs` epochs of the quick preset: 8k events, batch 128) for M members
-(compile separate, best of `--repeats`), and one S-sample metric evaluation. Prints a table for
+(compile separate, best of `--repeats`), and one S-sample metric evaluation, with the engine's member axis
+(ganjax.engine.members: make_members / over_members, how = vmap or map). Prints a table for
 docs/benchmarks.md. On CPU, vmapping members with different convolution weights turns the convolutions into
 grouped convolutions; this script measures what that costs against lax.map and the plain loop.
 """
@@ -11,16 +12,16 @@ grouped convolutions; this script measures what that costs against lax.map and t
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from configs import hgg as hgg_config
-from ganjax import hgg
+from ganjax import engine, hgg
 from ganjax.data import gjets
-from ganjax.train.gan import set_hyperparams
+from ganjax.hgg.train import set_member_hyperparams
 from multisample_eval import best_time  # benchmarks/multisample_eval.py (this script's directory)
 
 
@@ -35,38 +36,37 @@ def main():
   config.train.devices = 1
   events = gjets.simulate(config.data.n_events, seed=0)
   sr, cr = gjets.split_regions(events)
-  import tempfile
-  run = hgg.setup_run(config, tempfile.mkdtemp(), regions=(sr, cr, "sim"))
-  fns, data, M = run.fns, run.data, a.members
-  keys = jax.random.split(jax.random.PRNGKey(0), M)
+  s = hgg.setup(config, tempfile.mkdtemp(), regions=(sr, cr, "sim"))
+  train, data, M = s.train, s.data, a.members
+  spe = train.spec.sampler.steps_per_epoch
+  n_steps = a.epochs * spe
+  keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(M, dtype=jnp.uint32))
   eps = jnp.linspace(0.0, 0.3, M)
-  states = jax.jit(jax.vmap(lambda k, e: set_hyperparams(fns.init(k), label_noise=e)))(keys, eps)
-  val_ev = run.val_set[0]
+  states = jax.jit(jax.vmap(lambda k, e: set_member_hyperparams(train.init(k), label_noise=e)))(keys, eps)
+  val_ev = s.val_set[0]
   ids = jnp.arange(config.metric.n_samples)
   rows = []
   for mode in ("vmap", "map"):
-    over = hgg.members_map(mode)
-    seg = jax.jit(lambda st, k, n: over(lambda sk: fns.train_segment(sk[0], sk[1], data, n), (st, k)),
-                  static_argnums=2)
-    hist = jax.jit(lambda pg, k: over(lambda pk: run.hist_fn(pk[0], pk[1], val_ev, ids), (pg, k)))
+    members = engine.make_members(train, data_axis=None, how=mode)
+    hist = jax.jit(engine.over_members(lambda pg, k: s.hist_fn(pg, k, val_ev, ids), (0, 0), mode))
     t = time.perf_counter()
-    jax.block_until_ready(seg(states, keys, a.epochs))
+    jax.block_until_ready(members.segment(states, data, n_steps))
     compile_s = time.perf_counter() - t
-    train_s = best_time(lambda: seg(states, keys, a.epochs), a.repeats)
-    jax.block_until_ready(hist(states.params_g, keys))
-    eval_s = best_time(lambda: hist(states.params_g, keys), a.repeats)
+    train_s = best_time(lambda: members.segment(states, data, n_steps), a.repeats)
+    jax.block_until_ready(hist(states.params["g"], keys))
+    eval_s = best_time(lambda: hist(states.params["g"], keys), a.repeats)
     rows.append((f"one program, {mode}", compile_s, train_s, eval_s))
-  single = jax.jit(fns.train_segment, static_argnums=3)
-  hist1 = jax.jit(lambda pg, k: run.hist_fn(pg, k, val_ev, ids))
+  single = jax.jit(train.train_segment, static_argnums=2)
+  hist1 = jax.jit(lambda pg, k: s.hist_fn(pg, k, val_ev, ids))
   one = lambda i: jax.tree.map(lambda x: x[i], states)
   t = time.perf_counter()
-  jax.block_until_ready(single(one(0), keys[0], data, a.epochs))
+  jax.block_until_ready(single(one(0), data, n_steps))
   compile_s = time.perf_counter() - t
-  train_s = best_time(lambda: [single(one(i), keys[i], data, a.epochs) for i in range(M)], a.repeats)
-  jax.block_until_ready(hist1(one(0).params_g, keys[0]))
-  eval_s = best_time(lambda: [hist1(one(i).params_g, keys[i]) for i in range(M)], a.repeats)
+  train_s = best_time(lambda: [single(one(i), data, n_steps) for i in range(M)], a.repeats)
+  jax.block_until_ready(hist1(one(0).params["g"], keys[0]))
+  eval_s = best_time(lambda: [hist1(one(i).params["g"], keys[i]) for i in range(M)], a.repeats)
   rows.append(("Python loop of single runs", compile_s, train_s, eval_s))
-  print(f"{M} members, {a.epochs} epochs of {fns.steps_per_epoch} steps (preset {a.preset}), "
+  print(f"{M} members, {a.epochs} epochs of {spe} steps (preset {a.preset}), "
         f"metric S={config.metric.n_samples} on {val_ev.n_events} events; device {jax.devices()[0]}")
   print("| how | compile s | train s/epoch (all members) | metric s (all members) |")
   print("| --- | --- | --- | --- |")

@@ -1,8 +1,8 @@
 """Cost of padding in the S-sample metric: event sets padded to whole chunks vs chunks fitted to the set.
 
 The metric generates S objects for every padded event, so a 4,000-event validation set padded to one
-16,384-event chunk (the quick preset before `evaluate.chunk_layout`) costs 4x what it needs. This times the
-jitted histogram of `ganjax.train.evaluate` for both layouts in the same run (the old one is
+16,384-event chunk (the quick preset before `metric.chunk_layout`) costs 4x what it needs. This times the
+jitted histogram of `ganjax.hgg.metric` for both layouts in the same run (the old one is
 `pad_events(..., multiple=chunk)`), for the quick preset's sets (generator at 1/4 width, chunk 16,384) or the
 paper's (full width, chunk 32,768).
 
@@ -23,8 +23,8 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from multisample_eval import DIMS, GEN, _inputs, best_time  # noqa: E402
 
+from ganjax.hgg import metric  # noqa: E402
 from ganjax.models.dcgan import Generator  # noqa: E402
-from ganjax.train import evaluate  # noqa: E402
 
 PRESETS = {"quick": {"sets": {"train": 8_000, "val": 4_000, "test": 8_000}, "chunk": 16_384, "width": 0.25,
                      "n_samples": 10},
@@ -46,10 +46,10 @@ def main():
   rows = []
   for name, n in cfg["sets"].items():
     gen_qt, metric_qt, events, _ = _inputs(n, n_cond, chunk)
-    hist = jax.jit(evaluate.make_histogram_fn(gen, n_latent, GEN, DIMS, gen_qt, metric_qt, 10, chunk))
+    hist = jax.jit(metric.make_histogram_fn(gen, n_latent, GEN, DIMS, gen_qt, metric_qt, 10, chunk))
     row = {"set": name, "events": n, "S": s}
     for layout, multiple in (("whole_chunks", chunk), ("fitted", 8)):
-      ev = evaluate.pad_events(events.cond[:n], {k: v[:n] for k, v in events.aux.items()}, chunk, multiple)
+      ev = metric.pad_events(events.cond[:n], {k: v[:n] for k, v in events.aux.items()}, chunk, multiple)
       ids = jnp.arange(s)
       jax.block_until_ready(hist(params, jax.random.PRNGKey(1), ev, ids))  # compile
       t = best_time(lambda: hist(params, jax.random.PRNGKey(2), ev, ids), a.repeats)

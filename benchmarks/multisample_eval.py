@@ -1,7 +1,7 @@
 """Throughput of the S-sample validation metric (hgg paper Eq. 2 with S generations per event).
 
 Generated objects per second for N events x S samples, generator + metric binning + histogram, comparing
-  one-call : all S x N generations and the histogram in one jitted XLA program (ganjax.train.evaluate)
+  one-call : all S x N generations and the histogram in one jitted XLA program (ganjax.hgg.metric)
   loop     : the naive version, a Python loop over the S samples calling a jitted one-sample function
 in fp32 and bf16 (generator compute dtype). Compile time is reported separately.
 
@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganjax.data.preprocess import fit_quantile_transform
+from ganjax.hgg import metric
 from ganjax.metrics.likelihood import neg2_log_likelihood
 from ganjax.models.dcgan import Generator, generator_flops_per_object
-from ganjax.train import evaluate
 
 H100_HBM_BYTES_PER_S = 3.35e12
 GEN = ("fake_pt", "fake_eta", "fake_phi", "fake_id")
@@ -44,7 +44,7 @@ def _inputs(n_events: int, n_cond: int, chunk: int):
                                                ratio.knots_DxQ[0]]), probs_Q=gen_qt.probs_Q)
   aux = {"pho_pt": rng.exponential(20, n_events) + 40, "pho_eta": rng.normal(0, 1.2, n_events),
          "pho_phi": rng.uniform(-np.pi, np.pi, n_events)}
-  events = evaluate.pad_events(rng.uniform(-1, 1, (n_events, n_cond)), aux, chunk)
+  events = metric.pad_events(rng.uniform(-1, 1, (n_events, n_cond)), aux, chunk)
   real = rng.integers(0, 20, 10 ** len(DIMS))
   return gen_qt, metric_qt, events, real
 
@@ -71,7 +71,7 @@ def run(n_events: int, n_samples: int, chunk: int, repeats: int, dtypes, skip_lo
   for name in dtypes:
     dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}[name]
     gen = Generator(n_out=4, dtype=dtype)
-    hist = jax.jit(evaluate.make_histogram_fn(gen, n_latent, GEN, DIMS, gen_qt, metric_qt, 10, chunk))
+    hist = jax.jit(metric.make_histogram_fn(gen, n_latent, GEN, DIMS, gen_qt, metric_qt, 10, chunk))
     ids = jnp.arange(n_samples)
     t0 = time.perf_counter()
     counts = jax.block_until_ready(hist(params, key, events, ids))

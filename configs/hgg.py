@@ -8,14 +8,18 @@ Presets (`--config=configs/hgg.py:<preset>`):
   partial  as full, conditioned on the fake's parent jet only.
   vanilla  as full, no conditional features (latent only).
   quick    the same code path, shrunk for a 2-core CPU laptop (8k training events, 100 epochs of batch
-           128, Adam, S=10, networks at 1/4 width): see docs/benchmarks.md for its runtime and
-           docs/results.md for S^2(fake pT: GANed CR vs MC SR) / S^2(MC CR vs MC SR) (target <= 1/3).
+           128, Adam, S=10 for selection, test -2lnL at S = 1, 10, 100, networks at 1/4 width): ~5 min
+           (docs/benchmarks.md); S^2(fake pT: GANed CR vs MC SR) / S^2(MC CR vs MC SR) ~0.2, target <= 1/3
+           (docs/results.md).
              python -m ganjax.main --config=configs/hgg.py:quick --workdir=runs/hgg-quick
-  test     tiny, for the test suite (seconds).
+  test     tiny, for the test suite (~45 s on a 2-core CPU, most of it compilation).
+             python -m ganjax.main --config=configs/hgg.py:test --workdir=runs/hgg-test
   dctr     adds DCTR reweighting of the GANed CR (combine: `quick,dctr`); the ganed_cr table gets a
            `dctr_weight` column and metrics.json a `dctr` section (S^2 and dilution r before/after).
 Presets combine with a strategy: `quick,vanilla`, `quick,partial`.
 Any field can be overridden: --config.train.epochs=50; a misspelt key is an error (lock_config=True).
+Lengths count in epochs: train.epochs, train.eval_every (the segment between evaluations and checkpoints),
+train.optimizer.decay_length (ganjax/engine/optim.py).
 """
 
 import ml_collections
@@ -79,11 +83,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 5000
   c.train.batch_size = 1024
-  c.train.optimizer = "lamb"      # lamb | adam | sgd
-  c.train.learning_rate = 1e-3    # cosine decay to 0 over train.decay_epochs, then 0
-  c.train.decay_epochs = 0        # epochs over which the cosine reaches 0 (0 = train.epochs). The paper's Fig. 2
-                                  # training runs 6000 epochs with the decay reaching 0 at 5000 (Sec. 3.1)
-  c.train.beta1 = 0.9             # first-moment decay of lamb/adam (DC-GAN practice: 0.5)
+  c.train.optimizer = ml_collections.ConfigDict()
+  c.train.optimizer.name = "lamb"           # lamb | adam | sgd (any of ganjax/engine/optim.py)
+  c.train.optimizer.learning_rate = 1e-3    # peak; cosine decay to 0 over decay_length epochs, then 0
+  c.train.optimizer.b1 = 0.9                # first-moment decay of lamb/adam (DC-GAN practice: 0.5)
+  c.train.optimizer.b2 = 0.999
+  c.train.optimizer.schedule = "cosine"
+  c.train.optimizer.decay_length = 0        # epochs over which the cosine reaches 0 (0 = train.epochs). The
+                                            # paper's Fig. 2 training runs 6000 epochs with the decay
+                                            # reaching 0 at 5000 (Sec. 3.1)
   c.train.label_noise = 0.15      # labels uniform in [0, eps] (fake) and [1-eps, 1] (real)
   c.train.eval_every = 1          # epochs per jitted segment; metric + checkpoint at each segment end
   c.train.devices = 0             # data-parallel over this many devices (0 = all; the batch is split)
@@ -131,13 +139,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.model.d_width = 0.25
       c.train.epochs = 100
       c.train.batch_size = 128
-      c.train.optimizer = "adam"    # DC-GAN's Adam(1e-3, beta1=0.5) converges in fewer steps at this size
-      c.train.beta1 = 0.5
-      c.train.learning_rate = 1e-3
+      c.train.optimizer.name = "adam"  # DC-GAN's Adam(1e-3, b1=0.5) converges in fewer steps at this size
+      c.train.optimizer.b1 = 0.5
+      c.train.optimizer.learning_rate = 1e-3
       c.train.eval_every = 10
       c.metric.n_samples = 10
       c.metric.chunk = 16384
-      c.metric.test_samples = (1, 10)
+      c.metric.test_samples = (1, 10, 100)
     elif preset == "dctr":
       c.dctr.enabled = True
     elif preset == "test":

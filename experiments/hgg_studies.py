@@ -10,9 +10,9 @@
   python experiments/hgg_studies.py --study=batch_size --preset=quick --workdir=runs/studies
 
 `--preset` is a configs/hgg.py preset ("" = the paper's recipe, for a GPU). Variants that change shapes
-(strategy, latent dimension, optimizer, batch size) are runs of `ganjax.hgg.train_and_evaluate` in
+(strategy, latent dimension, optimizer, batch size) are runs of `ganjax.hgg.run` in
 <workdir>/<study>/<variant>, one after the other (each resumable). Variants that share shapes (label noise,
-learning rate, seeds) are the members of ONE vmapped program, `ganjax.hgg.train_members`, in
+learning rate, seeds) are the members of ONE program, `ganjax.hgg.train_members`, in
 <workdir>/<study>/members (add --sequential to run them one by one instead). The study writes
 <workdir>/<study>/summary.json and a figure of the validation -2lnL histories. Device and runtime: the
 quick preset takes ~3-5 min per variant on a 2-core CPU (a vmapped study about the same per member there:
@@ -21,15 +21,15 @@ the CPU is compute bound; on a GPU the members run side by side).
 samples: one training; the validation metric is recorded with S = 1, 10 and 100 generations per event at
 every evaluation, each curve shifted by its mean over the late window (the paper shifts by the geometric
 mean of Lambda over the last 1000 epochs), and the std of each curve over that window is reported: the
-fluctuation should fall with S (issue 3 asks for >= 5x from S=1 to S=100). The late window is the paper's
-when the training goes on after the lr decay has reached 0 (train.decay_epochs < train.epochs: Fig. 2 runs
-6000 epochs with the decay reaching 0 at 5000, Sec. 3.1, window 5000-6000): the epochs after decay_epochs.
+fluctuation should fall with S (by >= 5x from S=1 to S=100). The late window is the paper's when the
+training goes on after the lr decay has reached 0 (train.optimizer.decay_length < train.epochs: Fig. 2 runs
+6000 epochs with the decay reaching 0 at 5000, Sec. 3.1, window 5000-6000): the epochs after decay_length.
 Otherwise it is the last third of the recorded evaluations, and the std mixes the generator still moving
 between epochs with the metric's own sampling noise. The paper's window at quick scale (2-core CPU, 10 min:
 120 epochs, decay over 100, the paper's 25,000 validation events, S = 1/100 recorded from epoch 101 on):
 
   python experiments/hgg_studies.py --study=samples --preset=quick --workdir=runs/studies_window \
-      --set train.epochs=120 --set train.decay_epochs=100 --set train.eval_every=1 \
+      --set train.epochs=120 --set train.optimizer.decay_length=100 --set train.eval_every=1 \
       --set data.n_events=600000 --set data.n_val=25000 --set metric.history_from=101 --sampling_keys=0
 
 The sampling noise is also measured alone (`sampling_spread`): the best generator, the validation metric
@@ -51,7 +51,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ganjax import hgg, io  # noqa: E402
-from ganjax.train import evaluate  # noqa: E402
+from ganjax.hgg import metric  # noqa: E402
 from ganjax.plots.style import hep_style, save_figure  # noqa: E402
 from ganjax.progress import Progress  # noqa: E402
 
@@ -64,14 +64,14 @@ STUDIES = {
     "strategies": [("vanilla", {"strategy": "vanilla"}), ("partial", {"strategy": "partial"}),
                    ("full", {"strategy": "full"})],
     "latent": [(f"latent{n}", {"model.latent_dim": n}) for n in (4, 8, 16, 32, 64)],
-    "optimizer": [(name, {"train.optimizer": name}) for name in ("sgd", "adam", "lamb")],
+    "optimizer": [(name, {"train.optimizer.name": name}) for name in ("sgd", "adam", "lamb")],
     "label_noise": [(f"eps{e:g}", {"train.label_noise": e}) for e in (0.0, 0.05, 0.15, 0.3)],
     "batch_size": [(f"batch{b}", {"train.batch_size": b}) for b in (64, 128, 256, 512)],
-    "learning_rate": [(f"lr{lr:g}", {"train.learning_rate": lr}) for lr in (3e-4, 1e-3, 3e-3)],
+    "learning_rate": [(f"lr{lr:g}", {"train.optimizer.learning_rate": lr}) for lr in (3e-4, 1e-3, 3e-3)],
     "seeds": [(f"seed{s}", {"seed": s}) for s in range(4)],
     "samples": [("S1-10-100", {"metric.history_samples": (1, 10, 100), "metric.n_samples": 10})],
 }
-VMAPPED = ("label_noise", "learning_rate", "seeds")  # members share every shape: one vmapped program
+VMAPPED = ("label_noise", "learning_rate", "seeds")  # members share every shape: one program
 
 
 def _override(config, key: str, value):
@@ -85,7 +85,7 @@ def _override(config, key: str, value):
 def late_window_start(config) -> int | None:
   """The epoch after which the late window starts: the end of the lr decay when training goes on past it
   (the paper's Fig. 2: decay reaches 0 at epoch 5000 of 6000, window 5000-6000), else None (last third)."""
-  decay = int(config.train.decay_epochs)
+  decay = int(config.train.optimizer.decay_length)
   return decay if 0 < decay < config.train.epochs else None
 
 
@@ -115,19 +115,15 @@ def fluctuation(values, epochs, window_start: int | None = None, tail_fraction: 
 def sampling_spread(config, workdir: str, s_values, n_keys: int = 20, n_events: int = 0) -> dict:
   """Std of the validation -2lnL of ONE generator (the run's best) over `n_keys` latent keys, per S: the
   metric's pure sampling noise. It falls like 1/sqrt(S) only once the generated histogram is well filled
-  (N S >> number of bins); for sparse histograms the empty-bin floor caps it (docs/results.md, issue 3).
+  (N S >> number of bins); for sparse histograms the empty-bin floor caps it (docs/results.md).
 
   n_events > 0 (simulator only): instead of the run's validation set, an independent SR sample of that
   size simulated with sim_seed + 1 (e.g. the paper's 25,000 validation events for a quick-preset generator).
   """
   import jax
   from ganjax.data import gjets
-  run = hgg.setup_run(config, workdir)
-  ckpt = hgg.Checkpoints(workdir)
-  like = {"params_g": run.fns.init(jax.random.PRNGKey(0)).params_g, "epoch": np.array(-1, np.int32),
-          "transforms": run.prep.transforms()}
-  params_g = ckpt.restore_best(like)["params_g"]
-  ckpt.close()
+  run = hgg.setup(config, workdir)
+  params_g = hgg.restore_best(run, workdir)
   val_ev, val_m = run.val_set
   if n_events:
     if config.data.source != "simulate":
@@ -140,11 +136,11 @@ def sampling_spread(config, workdir: str, s_values, n_keys: int = 20, n_events: 
                                                  params=hgg.region_params(config)))
       n_sim *= 2
     table = {k: v[:n_events] for k, v in sr.items()}
-    aux = evaluate.aux_columns(prep.metric_dims, gen_names, prep.relative)
-    val_ev = evaluate.pad_events(prep.cond(table, 4), {a: table[a] for a in aux}, chunk)
-    val_m = evaluate.real_histogram(table, gen_names, prep.metric_dims, prep.gen_qt, prep.metric_qt,
+    aux = metric.aux_columns(prep.metric_dims, gen_names, prep.relative)
+    val_ev = metric.pad_events(prep.cond(table, 4), {a: table[a] for a in aux}, chunk)
+    val_m = metric.real_histogram(table, gen_names, prep.metric_dims, prep.gen_qt, prep.metric_qt,
                                     config.metric.n_bins)
-  spread = evaluate.metric_spread(jax.jit(run.hist_fn), params_g, val_ev, val_m, s_values, n_keys)
+  spread = metric.metric_spread(jax.jit(run.hist_fn), params_g, val_ev, val_m, s_values, n_keys)
   return {k: {**v, "events": int(val_ev.n_events)} for k, v in spread.items()}
 
 
@@ -184,7 +180,7 @@ def run_study(study: str, preset: str, workdir: str, overrides: dict | None = No
     for k, v in {**changes, **(overrides or {})}.items():
       _override(config, k, v)
     t0 = time.time()
-    m = hgg.train_and_evaluate(config, os.path.join(out_dir, name))
+    m = hgg.run(config, os.path.join(out_dir, name))
     hist = m["history"]
     entry = {"epochs": hist["epoch"], "val_nll": hist["val_nll"], "train_nll": hist["train_nll"],
              "best_epoch": m["best_epoch"], "best_val_nll": m["best_val_nll"],

@@ -137,7 +137,7 @@ from ganjax import hgg
 hgg_config = load_file("configs/hgg.py")
 hconfig = hgg_config.get_config(HGG_PRESET)
 hgg_dir = os.path.join(WORKDIR, f"hgg_{HGG_PRESET or 'paper'}")
-metrics = hgg.train_and_evaluate(hconfig, hgg_dir)
+metrics = hgg.run(hconfig, hgg_dir)
 print({k: metrics[k] for k in ("best_epoch", "best_val_nll", "test_nll", "s2_fake_pt_ratio")})"""),
     ("code", ["long"], """\
 for path in sorted(glob.glob(os.path.join(hgg_dir, "**", "*.png"), recursive=True)):

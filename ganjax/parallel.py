@@ -1,4 +1,4 @@
-"""Data parallelism for the main job through JAX's own sharding (issue 7, Part 4).
+"""Data parallelism for the main job through JAX's own sharding.
 
 One mesh axis, "batch", over the devices. Parameters, optimiser state and the training table are
 replicated; inside the jitted step the batch (real objects, conditions, latents, labels) is constrained to

@@ -92,7 +92,7 @@ def test_names_exist(nb):
         assert hasattr(modules[node.value.id], node.attr), f"{node.value.id}.{node.attr}"
         used.add(f"{node.value.id}.{node.attr}")
   assert {"gtrain", "hgg", "gconfig", "ganplify_exp", "hgg_config"} <= set(modules)
-  assert {"gtrain.member_sharding", "ganplify_exp.run", "hgg.train_and_evaluate", "gconfig.get_config",
+  assert {"gtrain.member_sharding", "ganplify_exp.run", "hgg.run", "gconfig.get_config",
           "hgg_config.get_config"} <= used
 
 

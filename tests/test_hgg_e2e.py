@@ -1,30 +1,53 @@
-"""The main job end to end on the tiny preset: outputs, SIGTERM save + resume equality, NaN stop, bad input."""
+"""The main job end to end on the tiny preset: outputs, best-model selection, SIGTERM save + resume equality
+(in process and through the CLI), NaN stop, bad input, vmapped members, data parallelism."""
 
+import importlib
 import json
 import os
+import shutil
 import signal
+import struct
 import subprocess
 import sys
+import time
 
+import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
+from conftest import load_config
 
-from configs import hgg as hgg_config
-from ganjax import hgg, io, tblog, validation
+from ganjax import hgg, io, validation
 from ganjax.data import gjets
+from ganjax.engine.checkpoints import Checkpoints
+from ganjax.engine.errors import BadInputError, InterruptedError_, TrainingDivergedError
 
+hgg_run = importlib.import_module("ganjax.hgg.run")  # the module (ganjax.hgg.run is the function)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPE = 4  # steps per epoch of the test preset: 512 training events in batches of 128
 
 
 def _config(**overrides):
-  c = hgg_config.get_config("test")
-  for k, v in overrides.items():
-    node = c
-    *path, leaf = k.split(".")
-    for p in path:
-      node = node[p]
-    node[leaf] = v
-  return c
+  return load_config("hgg:test", **overrides)
+
+
+def read_scalars(path: str) -> list[tuple[str, int, float]]:
+  """(tag, step, value) of every scalar in a TensorBoard event file (TFRecord framing: 8-byte length, 4-byte
+  crc, the Event protocol buffer, 4-byte crc)."""
+  from tensorboardX.proto import event_pb2
+  data, i, out = open(path, "rb").read(), 0, []
+  while i < len(data):
+    (n,) = struct.unpack("<Q", data[i:i + 8])
+    event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+    i += 12 + n + 4
+    out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+  return out
+
+
+def tb_scalars(workdir: str, tag: str) -> dict[int, float]:
+  """step -> value of one tag over every event file of workdir/tb (a resumed run adds a file)."""
+  tb = os.path.join(workdir, "tb")
+  return {step: v for f in sorted(os.listdir(tb)) for t, step, v in read_scalars(os.path.join(tb, f)) if t == tag}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +60,7 @@ def regions():
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory, regions):
   workdir = str(tmp_path_factory.mktemp("straight"))
-  metrics = hgg.train_and_evaluate(_config(), workdir, regions=regions)
+  metrics = hgg.run(_config(), workdir, regions=regions)
   return workdir, metrics
 
 
@@ -69,11 +92,13 @@ def test_outputs(straight_run, regions):
                        cols["gan_fake_eta"], cols["gan_fake_phi"])
   np.testing.assert_allclose(cols["gan_mgg"], dip["mgg"], rtol=1e-5)
   assert "ganjax_config" in meta
-  tb_files = os.listdir(os.path.join(workdir, "tb"))
-  scalars = tblog.read_scalars(os.path.join(workdir, "tb", tb_files[0]))
-  val = [(s, v) for t, s, v in scalars if t == "nll/val"]
-  assert [s for s, _ in val] == [2, 4]
-  np.testing.assert_allclose([v for _, v in val], on_disk["history"]["val_nll"], rtol=1e-6)
+  assert on_disk["seconds"]["total"] >= on_disk["seconds"]["train_and_eval"] > 0
+  files = [os.path.join(d, f) for d, _, fs in os.walk(workdir) for f in fs]
+  assert max(files, key=os.path.getmtime).endswith("metrics.json")  # written last
+  val = tb_scalars(workdir, "val_nll")  # TensorBoard x axis: optimizer steps
+  assert sorted(val) == [2 * SPE, 4 * SPE]
+  np.testing.assert_allclose([val[k] for k in sorted(val)], on_disk["history"]["val_nll"], rtol=1e-6)
+  assert set(tb_scalars(workdir, "d_loss")) == set(val)
 
 
 def test_sigterm_saves_and_resume_equals_straight_run(tmp_path, straight_run, regions):
@@ -84,25 +109,96 @@ def test_sigterm_saves_and_resume_equals_straight_run(tmp_path, straight_run, re
     if epoch == 2:
       os.kill(os.getpid(), signal.SIGTERM)
 
-  with pytest.raises(hgg.InterruptedError_, match="epoch 2"):
-    hgg.train_and_evaluate(_config(), workdir, regions=regions, on_segment_end=send_sigterm)
+  with pytest.raises(InterruptedError_, match="epoch 2"):
+    hgg.run(_config(), workdir, regions=regions, on_segment_end=send_sigterm)
   assert not os.path.exists(os.path.join(workdir, "metrics.json"))
-  assert os.listdir(os.path.join(workdir, "checkpoints", "latest")) == ["2"]
-  resumed = hgg.train_and_evaluate(_config(), workdir, regions=regions)
+  assert os.listdir(os.path.join(workdir, "checkpoints", "latest")) == [str(2 * SPE)]
+  resumed = hgg.run(_config(), workdir, regions=regions)
   for key in ("history", "best_epoch", "best_val_nll", "test_nll", "s2"):
     assert resumed[key] == straight[key], key
 
 
+def test_best_model_is_the_argmin_of_the_validation_history(tmp_path, regions, monkeypatch):
+  """The kept generator is the one of the evaluation with the lowest validation -2lnL: the validation metric
+  is offset per evaluation so that its minimum is at the second of four, and the best checkpoint must hold
+  the generator saved at that epoch (not the first, not the last)."""
+  captured, offsets = {}, iter([300.0, 0.0, 200.0, 100.0])
+  real_setup, real_nll = hgg_run.setup, hgg_run.neg2_log_likelihood
+
+  def setup(*args, **kwargs):
+    s = real_setup(*args, **kwargs)
+    captured["val_m"] = s.val_set[1]
+    return s
+
+  def nll(real, counts):
+    return real_nll(real, counts) + (next(offsets) if real is captured["val_m"] else 0.0)
+
+  monkeypatch.setattr(hgg_run, "setup", setup)
+  monkeypatch.setattr(hgg_run, "neg2_log_likelihood", nll)
+  workdir, snaps = str(tmp_path / "run"), str(tmp_path / "snapshots")
+
+  def snapshot(epoch):  # the state saved at each segment end (the driver keeps only the last two)
+    latest = os.path.join(workdir, "checkpoints", "latest")
+    shutil.copytree(os.path.join(latest, str(epoch * SPE)), os.path.join(snaps, str(epoch)))
+
+  metrics = hgg.run(_config(**{"train.eval_every": 1, "output.validation": False}), workdir, regions=regions,
+                    on_segment_end=snapshot)
+  val, epochs = metrics["history"]["val_nll"], metrics["history"]["epoch"]
+  assert epochs == [1, 2, 3, 4] and len(set(val)) == 4
+  assert metrics["best_epoch"] == epochs[int(np.argmin(val))] == 2
+  assert metrics["best_val_nll"] == min(val)
+  restore = lambda path: ocp.StandardCheckpointer().restore(os.path.join(path, "tree"))
+  best_dir = os.path.join(workdir, "checkpoints", "best")
+  assert os.listdir(best_dir) == [str(2 * SPE)]
+  best = restore(os.path.join(best_dir, str(2 * SPE)))["best"]
+  same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  at = {e: restore(os.path.join(snaps, str(e)))["state"]["params"]["g"] for e in epochs}
+  assert same(best, at[2])
+  assert not same(best, at[1]) and not same(best, at[4])  # the generator moved: the check can tell them apart
+
+
+def test_cli_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
+  """python -m ganjax.main: SIGTERM after the first segment's checkpoint saves and exits with status 130;
+  the same command again resumes and ends with the metrics of an uninterrupted run; TensorBoard logs in tb/."""
+  overrides = {"train.epochs": 8, "output.validation": False}
+  workdir = str(tmp_path / "cli")
+  cmd = [sys.executable, "-m", "ganjax.main", "--config=configs/hgg.py:test", f"--workdir={workdir}",
+         *(f"--config.{k}={v}" for k, v in overrides.items())]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, JAX_DISABLE_MOST_OPTIMIZATIONS="1")
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  latest = os.path.join(workdir, "checkpoints", "latest")
+  deadline = time.time() + 300
+  while not (os.path.isdir(latest) and any(d.isdigit() for d in os.listdir(latest))):
+    assert proc.poll() is None and time.time() < deadline, proc.communicate()
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 130, err[-2000:]
+  assert "interrupted" in err and "rerun with" in err
+  assert not os.path.exists(os.path.join(workdir, "metrics.json"))
+  saved = max(int(d) for d in os.listdir(latest) if d.isdigit())
+  assert saved < 8 * SPE  # stopped before the end: the rerun really resumes
+  again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert f"resuming {workdir} at epoch {saved // SPE}" in again.stdout + again.stderr
+  resumed = json.load(open(os.path.join(workdir, "metrics.json")))
+  straight = hgg.run(_config(**overrides), str(tmp_path / "straight"))
+  for key in ("history", "best_epoch", "best_val_nll", "test_nll", "s2", "s2_fake_pt_ratio"):
+    assert resumed[key] == straight[key], key
+  val = tb_scalars(workdir, "val_nll")
+  assert sorted(val) == [e * SPE for e in resumed["history"]["epoch"]] == [2 * SPE, 4 * SPE, 6 * SPE, 8 * SPE]
+
+
 def test_changed_config_in_existing_workdir_is_refused(straight_run, regions):
   workdir, _ = straight_run
-  with pytest.raises(hgg.BadInputError, match="different config"):
-    hgg.train_and_evaluate(_config(**{"train.label_noise": 0.1}), workdir, regions=regions)
+  with pytest.raises(BadInputError, match="different config"):
+    hgg.run(_config(**{"train.label_noise": 0.1}), workdir, regions=regions)
 
 
 def test_nan_loss_stops_and_names_the_epoch(tmp_path, regions):
-  with pytest.raises(hgg.TrainingDivergedError, match="epoch 1"):
-    hgg.train_and_evaluate(_config(**{"train.learning_rate": float("inf"), "train.eval_every": 1}),
-                           str(tmp_path), regions=regions)
+  with pytest.raises(TrainingDivergedError, match="epoch 1"):
+    hgg.run(_config(**{"train.optimizer.learning_rate": float("inf"), "train.eval_every": 1}), str(tmp_path),
+            regions=regions)
 
 
 def _bad(regions, msg, tmp_path, config=None, mutate=None):
@@ -110,8 +206,8 @@ def _bad(regions, msg, tmp_path, config=None, mutate=None):
   sr, cr = dict(sr), dict(cr)
   if mutate:
     sr, cr = mutate(sr, cr)
-  with pytest.raises(hgg.BadInputError, match=msg):
-    hgg.train_and_evaluate(config or _config(), str(tmp_path), regions=(sr, cr, name))
+  with pytest.raises(BadInputError, match=msg):
+    hgg.run(config or _config(), str(tmp_path), regions=(sr, cr, name))
 
 
 def test_bad_inputs(tmp_path, regions):
@@ -152,7 +248,7 @@ def test_flat_table_source_and_root_output(tmp_path):
   config = _config(**{"data.source": path, "data.columns": "fake_pt=g2_pt", "data.extra_columns": ("evt",),
                       "output.format": "root", "output.validation": False, "train.epochs": 2,
                       "relative_to_jet": True, "dctr.enabled": True, "dctr.n_epochs": 2})
-  metrics = hgg.train_and_evaluate(config, str(tmp_path / "run"))
+  metrics = hgg.run(config, str(tmp_path / "run"))
   assert metrics["n_sr_train"] == 512
   out, meta = io.read_root(str(tmp_path / "run" / "ganed_cr.root"))
   assert "gan_fake_pt" in out and "evt" in out and "ganjax_config" in meta
@@ -165,8 +261,8 @@ def test_flat_table_source_and_root_output(tmp_path):
   assert {"median_s2_ratio", "median_r_weighted", "n_eff"} <= set(metrics["dctr"]["summary"])
   assert set(metrics["dctr"]["observables"]) == set(validation.HGG_OBSERVABLES)
   bad = _config(**{"data.source": str(tmp_path / "missing*.parquet")})
-  with pytest.raises(hgg.BadInputError):
-    hgg.train_and_evaluate(bad, str(tmp_path / "bad"))
+  with pytest.raises(BadInputError):
+    hgg.run(bad, str(tmp_path / "bad"))
 
 
 def test_cr_subset_keeps_events_whole(regions):
@@ -186,16 +282,17 @@ def test_strategies_prepare(tmp_path, regions, strategy, n_cond):
   prep = hgg.Prepared(_config(strategy=strategy), sr, cr)
   assert prep.cond(prep.train, 0).shape == (512, n_cond)
   assert prep.gen(prep.train).shape == (512, 4)
-  ckpt = hgg.Checkpoints(str(tmp_path))
-  ckpt.save_best(1, {"transforms": prep.transforms()})
-  restored = ckpt.restore_best({"transforms": prep.transforms()})
-  np.testing.assert_array_equal(restored["transforms"]["gen"].knots_DxQ, prep.gen_qt.knots_DxQ)
+  ckpt = Checkpoints(str(tmp_path))  # the fitted transforms travel with every checkpoint
+  ckpt.save_best(1, {"aux": prep.transforms()}, {})
+  tree, _, step = ckpt.restore_best({"aux": prep.transforms()})
+  np.testing.assert_array_equal(tree["aux"]["gen"].knots_DxQ, prep.gen_qt.knots_DxQ)
+  assert step == 1
   ckpt.close()
 
 
 def test_vmapped_members_equal_runs_alone(tmp_path, straight_run, regions):
-  """Issue 3 Part 5: members differing in label noise (and seed) train as one vmapped program; the member
-  with the config's own hyperparameters reproduces the single run, the other one differs."""
+  """Members differing in label noise (and seed) train as one program; the member with the config's own
+  hyperparameters reproduces the single run, the other one differs."""
   _, straight = straight_run
   out = hgg.train_members(_config(), str(tmp_path / "members"),
                           [{"train.label_noise": 0.0, "seed": 1}, {}], regions=regions)
@@ -207,11 +304,11 @@ def test_vmapped_members_equal_runs_alone(tmp_path, straight_run, regions):
   assert other["label_noise"] == 0.0 and other["seed"] == 1
   assert other["history"]["loss_d"] != pytest.approx(straight["history"]["loss_d"], rel=1e-4)
   assert json.load(open(tmp_path / "members" / "members.json"))["n_members"] == 2
-  with pytest.raises(hgg.BadInputError, match="model.latent_dim"):
+  with pytest.raises(BadInputError, match="model.latent_dim"):
     hgg.train_members(_config(), str(tmp_path / "bad"), [{"model.latent_dim": 8}], regions=regions)
 
 
-# Data-parallel main job (issue 7, Part 4): the batch split over 8 forced CPU devices (a subprocess: this
+# Data-parallel main job: the batch split over 8 forced CPU devices (a subprocess: this
 # process has one device) gives the single-device run within float tolerance; the gradient all-reduce only
 # changes the summation order.
 _DATA_PARALLEL_SCRIPT = r"""
@@ -228,19 +325,19 @@ events = gjets.simulate(6_000, seed=0)
 sr, cr = gjets.split_regions(events)
 c = hgg_config.get_config("test")
 c.output.validation = False  # train.devices = 0: all 8
-m = hgg.train_and_evaluate(c, f"{sys.argv[1]}/dev8", regions=(sr, cr, "sim"))
+m = hgg.run(c, f"{sys.argv[1]}/dev8", regions=(sr, cr, "sim"))
 out = {"history": m["history"], "test_nll": m["test_nll"], "best_epoch": m["best_epoch"],
        "n_devices": len(m["devices"])}
 cols = io.read_parquet(f"{sys.argv[1]}/dev8/ganed_cr.parquet")[0]
 out["gan_fake_pt"] = np.asarray(cols["gan_fake_pt"], float).tolist()
 # The 8-device program is really data-parallel: gradients are all-reduced across the batch split.
+from ganjax.hgg.train import make_train
 from ganjax.parallel import data_mesh, replicate
-from ganjax.train.gan import make_train
 mesh = data_mesh(8)
-fns = make_train(c, 5, 4, 512, mesh=mesh)
-st = replicate(fns.init(jax.random.PRNGKey(0)), mesh)
+train = make_train(c, 5, 4, 512, mesh=mesh)
+st = replicate(train.init(jax.random.PRNGKey(0)), mesh)
 d = replicate({"gen": np.zeros((512, 4), np.float32), "cond": np.zeros((512, 5), np.float32)}, mesh)
-hlo = jax.jit(fns.train_segment, static_argnums=3).lower(st, jax.random.PRNGKey(1), d, 1).compile().as_text()
+hlo = jax.jit(train.train_segment, static_argnums=2).lower(st, d, 4).compile().as_text()
 out["all_reduce"] = "all-reduce" in hlo
 print("RESULT" + json.dumps(out))
 """
@@ -267,5 +364,5 @@ def test_data_parallel_8_devices_equals_single_device(tmp_path, straight_run):
 
 def test_batch_not_divisible_by_devices_is_refused():
   c = _config(**{"train.devices": 5})  # more than the single test device
-  with pytest.raises(hgg.BadInputError, match="train.devices"):
+  with pytest.raises(BadInputError, match="train.devices"):
     hgg.check_config(c)

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from ganjax.data.preprocess import fit_quantile_transform
 from ganjax.metrics import likelihood
 from ganjax.models.dcgan import Generator
-from ganjax.train import evaluate
+from ganjax.hgg import metric
 
 
 def _brute_force_nll(real_u, gen_u, n_bins):
@@ -58,10 +58,10 @@ def _setup():
   aux = {"pho_pt": rng.exponential(20, 150) + 40, "pho_eta": rng.normal(0, 1, 150),
          "pho_phi": rng.uniform(-3, 3, 150)}
   cond = rng.uniform(-1, 1, (150, 2))
-  events = evaluate.pad_events(cond, aux, chunk=64)  # 150 events -> 3 chunks of 56 (18 padded)
+  events = metric.pad_events(cond, aux, chunk=64)  # 150 events -> 3 chunks of 56 (18 padded)
   g = Generator(n_out=4, width=0.125)
   params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 5)), jnp.zeros((1, 2)))
-  hist = jax.jit(evaluate.make_histogram_fn(g, 5, gen_features, dims, gen_qt, metric_qt, 5, 64))
+  hist = jax.jit(metric.make_histogram_fn(g, 5, gen_features, dims, gen_qt, metric_qt, 5, 64))
   return g, params, hist, events
 
 
@@ -81,7 +81,7 @@ def test_histogram_fn_matches_direct_generation():
   # Regenerate sample 2 by hand, chunk by chunk, and bin it.
   ks = jax.random.fold_in(key, 2)
   us = []
-  assert evaluate.chunk_layout(150, 64) == (3, 56) and events.cond.shape[0] == 168
+  assert metric.chunk_layout(150, 64) == (3, 56) and events.cond.shape[0] == 168
   for c in range(3):
     z = jax.random.normal(jax.random.fold_in(ks, c), (56, 5))
     y = g.apply(params, z, events.cond[c * 56:(c + 1) * 56])
@@ -97,7 +97,7 @@ def test_relative_coordinates_back_to_physical():
   """Features generated relative to the parent jet get the jet added back, phi wrapped into [-pi, pi)."""
   g = np.array([[50.0, 0.1, 0.3, 0.5], [40.0, -0.2, -0.4, 0.1]])
   aux = {"jet_eta": np.array([1.0, -2.0]), "jet_phi": np.array([3.0, -3.0])}
-  phys = evaluate.to_physical(g, aux, ("fake_pt", "fake_eta", "fake_phi", "fake_id"),
+  phys = metric.to_physical(g, aux, ("fake_pt", "fake_eta", "fake_phi", "fake_id"),
                               {"fake_eta": "jet_eta", "fake_phi": "jet_phi"})
   np.testing.assert_allclose(phys["fake_eta"], [1.1, -2.2])
   np.testing.assert_allclose(phys["fake_phi"], [3.3 - 2 * np.pi, -3.4 + 2 * np.pi])
@@ -111,11 +111,11 @@ def test_chunk_layout_covers_the_events_with_little_padding(n, chunk_units, devi
   layout recovered from the padded length alone (what the jitted histogram sees)."""
   multiple = 8 * devices
   chunk = chunk_units * devices  # check_config: metric.chunk is a multiple of the device count
-  n_chunks, size = evaluate.chunk_layout(n, chunk, multiple)
+  n_chunks, size = metric.chunk_layout(n, chunk, multiple)
   assert n_chunks * size >= n and size <= chunk and size % devices == 0
   assert n_chunks == -(-n // chunk)
   assert n_chunks * size - n < n_chunks * multiple
-  assert evaluate.chunk_of(n_chunks * size, chunk) == (n_chunks, size)
+  assert metric.chunk_of(n_chunks * size, chunk) == (n_chunks, size)
 
 
 def test_metric_spread_falls_like_one_over_sqrt_s():
@@ -125,7 +125,7 @@ def test_metric_spread_falls_like_one_over_sqrt_s():
   brute-force recomputation."""
   _, params, hist, events = _setup()
   real = np.asarray(hist(params, jax.random.PRNGKey(99), events, jnp.arange(1)))
-  spread = evaluate.metric_spread(hist, params, events, real, (1, 8), n_keys=24)
+  spread = metric.metric_spread(hist, params, events, real, (1, 8), n_keys=24)
   ratio = spread["S1"]["std"] / spread["S8"]["std"]
   assert 2.0 < ratio < 9.0, ratio
   brute = [likelihood.neg2_log_likelihood(real, hist(params, jax.random.PRNGKey(10_000 + k), events, jnp.arange(8)))

@@ -28,7 +28,7 @@ def test_fluctuation_window():
 def test_late_window_start():
   c = studies.hgg_config.get_config("test")
   assert studies.late_window_start(c) is None  # decay over all epochs: last third
-  c.train.epochs, c.train.decay_epochs = 12, 10
+  c.train.epochs, c.train.optimizer.decay_length = 12, 10
   assert studies.late_window_start(c) == 10
 
 
@@ -49,11 +49,11 @@ def test_samples_study_records_each_s(tmp_path):
 
 
 def test_samples_study_paper_window(tmp_path):
-  """Fig. 2's window: training goes on after the lr reached 0 (decay_epochs < epochs); the extra S are
+  """Fig. 2's window: training goes on after the lr reached 0 (decay_length < epochs); the extra S are
   recorded from metric.history_from on and the late std is taken over the epochs after the decay."""
   s = studies.run_study("samples", "test", str(tmp_path), sampling_keys=0, overrides={
       "metric.history_samples": (1, 3), "output.validation": False, "train.epochs": 5,
-      "train.decay_epochs": 2, "train.eval_every": 1, "metric.history_from": 3})
+      "train.optimizer.decay_length": 2, "train.eval_every": 1, "metric.history_from": 3})
   e = s["variants"]["S1-10-100"]
   assert e["epochs"] == [1, 2, 3, 4, 5] and e["val_nll_S1"][:2] == [None, None]
   assert all(np.isfinite(e["val_nll_S1"][2:])) and all(np.isfinite(e["val_nll_S3"][2:]))

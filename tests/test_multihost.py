@@ -1,4 +1,4 @@
-"""Multi-host main job (issue 7, Part 4): two processes x 4 forced CPU devices joined by
+"""Multi-host main job: two processes x 4 forced CPU devices joined by
 jax.distributed (gloo) give the single-process result, and only process 0 writes outputs.
 
 Opt-in (two full main-job runs, ~1-4 min on 2 cores): GANJAX_MULTIHOST_TEST=1 pytest tests/test_multihost.py

@@ -4,7 +4,7 @@ The hgg-background-gan paper (Sec. 3) selects events with two photon candidates:
 (the prompt photon), the other is a jet misidentified as a photon (the fake). The SR has the fake passing a
 stringent ID threshold; the CR has it failing (but above a floor). This module builds that table from the
 NanoAOD branches Photon_{pt,eta,phi,<id_branch>,jetIdx[,genPartFlav]}, Jet_{pt,eta,phi} and PV_npvs, with
-the column names of ganjax/data/gjets.py, so `hgg.train_and_evaluate(config, workdir, regions=...)` runs on
+the column names of ganjax/data/gjets.py, so `ganjax.hgg.run(config, workdir, regions=...)` runs on
 real samples exactly as on the built-in simulator.
 
 Everything is vectorised over events (awkward/numpy on flat arrays with offsets); files are read in chunks

@@ -197,7 +197,7 @@ def load_events(source: str, options: Mapping[str, Any] | None = None) -> tuple[
 
 
 def load_source(source: str, options: Mapping[str, Any] | None = None) -> tuple[dict, dict, str]:
-  """(SR table, CR table, description) for `hgg.train_and_evaluate(..., regions=...)`.
+  """(SR table, CR table, description) for `ganjax.hgg.run(..., regions=...)`.
 
   Args:
     source: a file, a glob ("data/*.root") of NanoAOD files or flat tables.

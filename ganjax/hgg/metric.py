@@ -1,4 +1,5 @@
-"""The S-sample validation metric in one jitted call (hgg-background-gan paper, Sec. 2.4-2.5, Eq. 2).
+"""The S-sample validation metric in one jitted call (hgg-background-gan paper, Sec. 2.4-2.5, Eq. 2), and the
+chunked generation of one object per event that applies a generator to a whole table.
 
 For every event the generator produces S objects with independent latents; all S x N objects are binned in
 the metric's dimensions and histogrammed in one XLA program: a `lax.scan` over samples of a `lax.scan` over
@@ -162,7 +163,25 @@ def metric_spread(hist_fn: Callable, params_g, events: EvalEvents, real_counts, 
   out = {}
   for s in s_values:
     ids = jnp.arange(s)
-    vals = [likelihood.neg2_log_likelihood(real_counts, hist_fn(params_g, jax.random.PRNGKey(seed + k), events, ids))
-            for k in range(n_keys)]
+    vals = [likelihood.neg2_log_likelihood(real_counts, hist_fn(params_g, jax.random.PRNGKey(seed + k), events,
+                                                                ids)) for k in range(n_keys)]
     out[f"S{s}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)), "n_keys": n_keys}
   return out
+
+
+def make_generate_fn(generator, latent_dim: int, chunk: int, mesh=None) -> Callable:
+  """generate(params_g, key, cond_NxC) -> object_NxO: one object per event, in fixed-size chunks (each
+  split over the devices of `mesh`); the latent of chunk c is normal(fold_in(key, c))."""
+
+  def generate(params_g, key, cond_NxC):
+    n = cond_NxC.shape[0]
+    n_chunks, size = chunk_layout(n, chunk, 8 * (mesh.size if mesh is not None else 1))
+    cond = jnp.pad(cond_NxC, ((0, n_chunks * size - n), (0, 0))).reshape(n_chunks, size, -1)
+
+    def one(c):
+      z = shard_batch(jax.random.normal(jax.random.fold_in(key, c), (size, latent_dim)), mesh)
+      return generator.apply(params_g, z, shard_batch(cond[c], mesh))
+
+    return jax.lax.map(one, jnp.arange(n_chunks)).reshape(n_chunks * size, -1)[:n]
+
+  return generate

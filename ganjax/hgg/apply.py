@@ -1,0 +1,90 @@
+"""The best generator applied to the control region (hgg-background-gan paper, Sec. 2.2, 3.2): the fake
+photon of every CR event replaced by a generated SR-like one, the diphoton system recomputed, S^2 against the
+MC SR, and optionally DCTR weights (dctrgan paper) that pull the generator's conditional onto the SR's."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganjax.data import gjets
+from ganjax.hgg import metric
+from ganjax.hgg.prepare import Prepared, region_params
+from ganjax.metrics.separation import histogram_edges, separation_power
+
+
+def ganed_cr(config, prep: Prepared, gen_u_NxO: np.ndarray) -> dict:
+  """The GANed CR table from generated objects in the model's [-1, 1] coordinates."""
+  gen_names = prep.gen_names
+  gen_phys = metric.to_physical(np.asarray(prep.gen_qt.inverse(gen_u_NxO.astype(np.float64))), prep.cr,
+                                gen_names, prep.relative)
+  return ganed_table(prep.cr, np.stack([gen_phys[n] for n in gen_names], -1), gen_names,
+                     region_params(config), config.data.preselection)
+
+
+def ganed_table(cr: dict, gen_phys_NxO: np.ndarray, gen_names: Sequence[str],
+                params: gjets.GJetsParams = gjets.GJetsParams(), preselection: bool = True) -> dict:
+  """Every CR column, plus gan_<feature> for the generated object, gan_<diphoton> recomputed, and
+  gan_pass_sr: whether the GANed event passes the SR selection (preselection and fake ID)."""
+  out = dict(cr)
+  g = {n: gen_phys_NxO[:, i].astype(np.float32) for i, n in enumerate(gen_names)}
+  if "fake_phi" in g:
+    g["fake_phi"] = gjets.wrap_phi(g["fake_phi"]).astype(np.float32)
+  for n, v in g.items():
+    out["gan_" + n] = v
+  full = {**cr, **g}
+  dip = gjets.diphoton(full["pho_pt"], full["pho_eta"], full["pho_phi"], full["fake_pt"], full["fake_eta"],
+                       full["fake_phi"])
+  for n, v in dip.items():
+    out["gan_" + n] = v.astype(np.float32)
+  full.update(dip)
+  passed = full["fake_id"] > params.sr_id_min
+  if preselection:
+    passed &= gjets.preselection(full, params)
+  out["gan_pass_sr"] = passed
+  return out
+
+
+def s2_table(config, prep: Prepared, ganed: dict) -> dict:
+  """Separation power S^2 (DCTR paper Eq. 15) of the generated and diphoton columns against the MC SR test
+  set: GANed CR next to MC CR."""
+  s2 = {}
+  for col in list(prep.gen_names) + list(gjets.DIPHOTON_COLUMNS):
+    edges = histogram_edges(prep.test[col], config.output.s2_bins, (0.0, 0.995))
+    s2[col] = {"ganed_cr_vs_mc_sr": separation_power(ganed["gan_" + col], prep.test[col], edges),
+               "mc_cr_vs_mc_sr": separation_power(prep.cr[col], prep.test[col], edges)}
+  return s2
+
+
+def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key, on_mesh=jnp.asarray) -> dict:
+  """DCTR for the conditional generator: a classifier of MC SR training events (object + conditions) vs the
+  generator applied to the same events' conditions gives w = h/(1-h) ~ p_SR(obj|cond) / p_GAN(obj|cond);
+  the weights are applied to the GANed CR (column `dctr_weight`, in place) and the 15 observables are
+  compared with the MC SR test set before and after (S^2, dilution r; dctrgan paper Eq. 15, Sec. II B)."""
+  from ganjax import validation
+  from ganjax.dctr import reweight
+  from ganjax.metrics.dilution import observable_report
+
+  gen_names, cond_names = prep.gen_names, prep.cond_names
+  g_u = np.asarray(generate(params_g, jax.random.fold_in(key, 1), on_mesh(prep.cond(prep.train, 0))))
+  g_phys = metric.to_physical(np.asarray(prep.gen_qt.inverse(g_u.astype(np.float64))), prep.train, gen_names,
+                              prep.relative)
+  generated = {**{c: prep.train[c] for c in cond_names}, **g_phys}
+  cfg = reweight.default_config()
+  cfg.columns = list(gen_names) + list(cond_names)
+  cfg.model.hidden = config.dctr.hidden
+  cfg.train.epochs = config.dctr.n_epochs
+  cfg.train.batch_size = config.dctr.batch_size
+  cfg.train.optimizer.learning_rate = config.dctr.learning_rate
+  cfg.clip, cfg.calibrate = config.dctr.clip, config.dctr.calibrate
+  cfg.seed = config.seed
+  apply_to = {**{c: ganed[c] for c in cond_names}, **{c: ganed["gan_" + c] for c in gen_names}}
+  w, report = reweight.reweight(prep.train, generated, cfg, apply_to=apply_to)
+  ganed["dctr_weight"] = w.astype(np.float32)
+  ganed_view = {c: ganed.get("gan_" + c, ganed[c]) for c in validation.HGG_OBSERVABLES}
+  obs = observable_report({c: prep.test[c] for c in validation.HGG_OBSERVABLES}, ganed_view, w,
+                          validation.HGG_OBSERVABLES, n_bins=config.output.s2_bins)
+  return {"classifier": {k: v for k, v in report.items() if k != "history"}, **obs}

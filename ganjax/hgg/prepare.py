@@ -1,0 +1,109 @@
+"""Data of the main job: the SR and CR tables from the configured source, the SR split into train / val /
+test, and the preprocessing fitted on SR training events only (quantile transforms, a pytree of arrays saved
+with every checkpoint and applied identically at training and generation time; hgg paper Sec. 3.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ganjax.data import gjets
+from ganjax.data.preprocess import QuantileTransform, dequantize, fit_quantile_transform
+from ganjax.engine.errors import BadInputError
+from ganjax.hgg.checks import cond_features
+
+
+def region_params(config) -> gjets.GJetsParams:
+  """The simulator's parameters with the configured region thresholds."""
+  return gjets.GJetsParams(sr_id_min=config.data.sr_id_min, cr_id_floor=config.data.cr_id_floor,
+                           prompt_id_min=config.data.prompt_id_min)
+
+
+def load_regions(config) -> tuple[dict, dict, str]:
+  """(SR, CR, description) from the configured source: the simulator, NanoAOD or a flat table."""
+  if config.data.source == "simulate":
+    events = gjets.simulate(config.data.n_events, seed=config.data.sim_seed, params=region_params(config))
+    sr, cr = gjets.split_regions(events)
+    return sr, cr, f"built-in gamma+jets simulator (n_events={config.data.n_events}, seed={config.data.sim_seed})"
+  from ganjax.data import sources
+  try:
+    return sources.load_source(config.data.source, config.data)
+  except (ValueError, OSError) as e:
+    raise BadInputError(str(e)) from e
+
+
+class Prepared:
+  """Splits, fitted transforms and model-space arrays of one run."""
+
+  def __init__(self, config, sr: dict, cr: dict):
+    self.gen_names = tuple(config.gen_features)
+    self.cond_names = cond_features(config)
+    self.metric_dims = tuple(config.metric.dims)
+    rng = np.random.default_rng(config.seed)
+    n_sr = len(sr[self.gen_names[0]])
+    n_tr, n_va, n_te = config.data.n_train, config.data.n_val, config.data.n_test
+    if n_tr + n_va + n_te > n_sr:
+      raise BadInputError(f"the SR has {n_sr} events but data.n_train + n_val + n_test = "
+                          f"{n_tr + n_va + n_te}; lower them or simulate more (data.n_events)")
+    perm = rng.permutation(n_sr)
+    take = lambda idx: {k: v[idx] for k, v in sr.items()}
+    self.train = take(perm[:n_tr])
+    self.val = take(perm[n_tr:n_tr + n_va])
+    self.test = take(perm[n_tr + n_va:n_tr + n_va + n_te])
+    n_cr = len(cr[self.gen_names[0]])
+    if config.data.n_cr and config.data.n_cr < n_cr:
+      keep = rng.permutation(n_cr)[:config.data.n_cr]  # one subset of events for every column
+      cr = {k: v[keep] for k, v in cr.items()}
+    self.cr = cr
+    self._dq_seed = config.seed + 1
+    # The fake sits near its parent jet's axis: when the jet is conditional input, generate its eta and phi
+    # relative to the jet (a bijection given the condition), which removes the phi wrap-around.
+    self.relative = {}
+    if config.relative_to_jet:
+      self.relative = {g: j for g, j in (("fake_eta", "jet_eta"), ("fake_phi", "jet_phi"))
+                       if g in self.gen_names and j in self.cond_names}
+
+    model_cols = self.gen_names + self.cond_names
+    qt = fit_quantile_transform(self._model_matrix(self.train, model_cols, 0), config.data.n_quantiles)
+    self.gen_qt = qt.select(range(len(self.gen_names)))
+    self.cond_qt = qt.select(range(len(self.gen_names), len(model_cols)))
+    rows = []
+    for d in self.metric_dims:
+      if d in self.gen_names and d not in self.relative:
+        rows.append(np.asarray(self.gen_qt.knots_DxQ[self.gen_names.index(d)]))
+      else:
+        values = self.train[d] if d in self.train else gjets.diphoton(
+            *[self.train[c] for c in ("pho_pt", "pho_eta", "pho_phi", "fake_pt", "fake_eta", "fake_phi")])[d]
+        rows.append(np.asarray(fit_quantile_transform(
+            self._maybe_dequantize(d, values, 1)[:, None], config.data.n_quantiles).knots_DxQ[0]))
+    self.metric_qt = QuantileTransform(knots_DxQ=np.stack(rows), probs_Q=self.gen_qt.probs_Q)
+
+  def _maybe_dequantize(self, name, values, salt):
+    if name in gjets.INTEGER_COLUMNS:
+      return dequantize(values, np.random.default_rng([self._dq_seed, salt]))
+    return np.asarray(values, np.float64)
+
+  def _model_values(self, table, name, salt):
+    """A column as the model sees it: de-quantised if integer, relative to the jet if so configured."""
+    if name in self.relative:
+      v = np.asarray(table[name], np.float64) - table[self.relative[name]]
+      return gjets.wrap_phi(v) if name.endswith("phi") else v
+    return self._maybe_dequantize(name, table[name], salt)
+
+  def _model_matrix(self, table, names, salt):
+    cols = [self._model_values(table, n, salt) for n in names]
+    return np.stack(cols, -1) if cols else np.zeros((len(table[self.gen_names[0]]), 0))
+
+  def cond(self, table, salt: int) -> np.ndarray:
+    """Preprocessed conditional features of a table (integer columns de-quantised)."""
+    x = self._model_matrix(table, self.cond_names, salt)
+    return np.asarray(self.cond_qt.forward(x), np.float32) if x.shape[1] else x.astype(np.float32)
+
+  def gen(self, table) -> np.ndarray:
+    return np.asarray(self.gen_qt.forward(self._model_matrix(table, self.gen_names, 0)), np.float32)
+
+  def transforms(self) -> dict:
+    """The fitted transforms, as saved in every checkpoint (orbax cannot save the empty vanilla `cond`)."""
+    out = {"gen": self.gen_qt, "metric": self.metric_qt}
+    if self.cond_names:
+      out["cond"] = self.cond_qt
+    return out
