@@ -62,7 +62,7 @@ sys.path.insert(0, REPO_DIR)  # the editable install is seen by new kernels; thi
     ("markdown", [], """\
 ## (b) Devices and the mesh
 
-`ganjax.train.ganplify.member_sharding(n_members)` puts all local devices on a 1D `Mesh` with axis
+`ganjax.engine.member_sharding(n_members)` puts all local devices on a 1D `Mesh` with axis
 `"member"` and returns the `NamedSharding` that splits the leading (member) axis of every state array over
 it. Training data, parameters and optimizer states of member m live on device m // (members per device);
 the members never communicate, so XLA inserts no collectives and the ensemble scales with the cores."""),
@@ -75,7 +75,8 @@ import os
 import jax
 import numpy as np
 
-from ganjax.train import ganplify as gtrain
+from ganjax import engine
+from ganjax.ganplify import run as run_ganplify
 
 
 def load_file(path: str):
@@ -92,28 +93,27 @@ for d in devices:
   print(" ", d)"""),
     ("code", [], """\
 gconfig = load_file("configs/ganplify.py")
-ganplify_exp = load_file("experiments/ganplify.py")
 
 config = gconfig.get_config(GANPLIFY_PRESET)
 n_dev = len(devices)
 config.n_members = -(-config.n_members // n_dev) * n_dev  # a multiple of the device count: 100 -> 104 on 8
 if GANPLIFY_EPOCHS:
   config.train.epochs = GANPLIFY_EPOCHS
-sharding = gtrain.member_sharding(config.n_members)
+sharding = engine.member_sharding(config.n_members)
 print(sharding.mesh)
 print(f"{config.n_members} members ({config.n_members // n_dev} per device), {config.train.epochs} epochs of "
-      f"{config.n_train // config.train.batch_size} steps, segments of {config.train.epochs_per_segment} epochs")"""),
+      f"{config.data.n_train // config.train.batch_size} steps, segments of {config.train.eval_every} epochs")"""),
     ("markdown", [], """\
 ## (c) The amplification ensemble
 
-`experiments/ganplify.py`'s `run` draws each member's training sample, calls
-`ganjax.train.ganplify.train_ensemble` (the whole ensemble is `jit(vmap(train_segment))`, the member axis
-sharded as above, an orbax checkpoint after every segment, one progress line with rate and ETA per segment),
-then computes the quantile-MSE curves of every member's GAN and of truth samples, the amplification factors,
-writes `results.json` and the figures. Interrupted (or timed-out) sessions resume from the last segment."""),
+`ganjax.ganplify.run` draws each member's training sample, trains the ensemble with the engine's driver
+(the whole ensemble is `jit(vmap(train_segment))`, the member axis sharded as above, an orbax checkpoint
+after every segment, one progress line with rate and ETA per segment), then computes the quantile-MSE curves
+of every member's GAN and of truth samples, the amplification factors, writes `metrics.json` and the
+figures. Interrupted (or timed-out) sessions resume from the last segment."""),
     ("code", ["long"], """\
 ens_dir = os.path.join(WORKDIR, f"ganplify_{GANPLIFY_PRESET}")
-res = ganplify_exp.run(config, ens_dir)
+res = run_ganplify(config, ens_dir)
 print(json.dumps(res["runtime"], indent=1))"""),
     ("code", ["long"], """\
 from IPython.display import Image, display

@@ -91,8 +91,8 @@ def test_names_exist(nb):
       if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
         assert hasattr(modules[node.value.id], node.attr), f"{node.value.id}.{node.attr}"
         used.add(f"{node.value.id}.{node.attr}")
-  assert {"gtrain", "hgg", "gconfig", "ganplify_exp", "hgg_config"} <= set(modules)
-  assert {"gtrain.member_sharding", "ganplify_exp.run", "hgg.run", "gconfig.get_config",
+  assert {"engine", "run_ganplify", "hgg", "gconfig", "hgg_config"} <= set(modules)
+  assert {"engine.member_sharding", "hgg.run", "gconfig.get_config",
           "hgg_config.get_config"} <= used
 
 
