@@ -1,85 +1,191 @@
-"""Tiny end-to-end tests of the analysis-specific GAN training (configs/zmumu.py:test)."""
+"""Tiny end-to-end tests of the analysis-specific GAN on the engine (configs/zmumu.py:test): Eq. 2 terms,
+selection = argmin of the validation KS sum with the kept generator of that step, resume after SIGTERM,
+TensorBoard logs, and the command line."""
 
-import importlib.util
+import importlib
+import json
 import os
+import signal
+import subprocess
+import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+import pytest
+from conftest import ROOT, load_config
+from scipy import stats
 
+from ganjax.asg import data as adata
+from ganjax.asg import metrics as ametrics
+from ganjax.asg import train as atrain
 from ganjax.data import zmumu
-from ganjax.train import asg
+from ganjax.engine.errors import BadInputError, InterruptedError_
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+asg_run = importlib.import_module("ganjax.asg.run")  # the module (ganjax.asg.run is also the function's name)
 
-
-def _config(arg="test"):
-  spec = importlib.util.spec_from_file_location("zmumu_cfg", os.path.join(ROOT, "configs", "zmumu.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config(arg)
+# the full model (zero-spike iso, asinh dxy) on the test preset's tiny networks; 3 members, the last with Eq. 2
+# off, so that two members compete for the selection
+FULL = {"model.name": "full", "model.features": zmumu.FULL, "model.zero_spike": ("iso1", "iso2"),
+        "model.asinh": {"dxy1": 0.01, "dxy2": 0.01}, "selection.quantities": ("mll", "dphi", "iso1"),
+        "eval.spike_features": ("iso1", "iso2"), "eval.plots": False, "n_members": 3}
 
 
 def _setup(config):
-  table = zmumu.load(config)
-  split = asg.split_table(table, config.val_frac, config.test_frac, config.seed)
-  data = asg.make_data(config, split.train, zmumu.DERIVED)
-  return split, data, asg.make_train(config)
+  split = adata.split_table(zmumu.load(config), config.data.val_frac, config.data.test_frac, config.seed)
+  return split, adata.make_data(config, split.train, zmumu.DERIVED)
 
 
-def test_vmapped_training_regression_terms_and_exact_resume():
-  config = _config()
-  config.snapshot_every = 1
-  config.segment_steps = 4
-  split, data, trainer = _setup(config)
-  keys = jax.random.split(jax.random.PRNGKey(0), 2)
-  c_off = jnp.zeros((2, 1))
-  c_on = jnp.full((2, 1), 1e-2)
-  state0 = jax.jit(jax.vmap(trainer.init))(keys, jnp.concatenate([c_on[:1], c_off[:1]]),
-                                  jnp.concatenate([c_on[:1], c_off[:1]]))
-  seg = jax.jit(jax.vmap(trainer.train_segment, in_axes=(0, None)))
-  state1, snaps, hist = seg(state0, data)
-  state2, _, hist2 = seg(state1, data)
-  assert jax.tree.leaves(snaps)[0].shape[:2] == (2, 4)
-  assert all(np.all(np.isfinite(np.asarray(v))) for v in hist.values())
+def test_regression_terms_and_segments_compose():
+  config = load_config("zmumu:test")
+  split, data = _setup(config)
+  members = atrain.make_members(config, zmumu.DERIVED)
+  c_MxR = np.asarray([[1e-2], [0.0]], np.float32)
+  state0 = atrain.set_regression(members.init(jax.random.split(jax.random.PRNGKey(0), 2)), c_MxR, c_MxR)
+  state1, hist = members.segment(state0, data, 4)
+  state2, _ = members.segment(state1, data, 4)
+  hist = {k: np.asarray(v) for k, v in hist.items()}
+  assert hist["d_loss"].shape == (2, 4) and all(np.all(np.isfinite(v)) for v in hist.values())
   # Eq. 2 terms recomputed from the logged batch mean / width of M_ll
   t_mean, t_std = float(data.target_mean_R[0]), float(data.target_std_R[0])
   mll_ref = np.asarray(zmumu.mll(split.train))
   assert np.isclose(t_mean, mll_ref.mean(), rtol=1e-5) and np.isclose(t_std, mll_ref.std(), rtol=1e-4)
-  expect = 1e-2 * (np.asarray(hist["mll_mean"][0]) - t_mean) ** 2 + 1e-2 * (np.asarray(hist["mll_std"][0]) - t_std) ** 2
-  np.testing.assert_allclose(np.asarray(hist["g_regression"][0]), expect, rtol=1e-4)
-  np.testing.assert_array_equal(np.asarray(hist["g_regression"][1]), 0.0)
-  np.testing.assert_allclose(np.asarray(hist["g_loss"]), np.asarray(hist["g_bce"] + hist["g_regression"]), rtol=1e-6)
-  # the last snapshot is the state's generator; resume is exact (RNG by fold_in(key, step))
-  last = jax.tree.map(lambda a: a[:, -1], snaps)
-  for a, b in zip(jax.tree.leaves(last), jax.tree.leaves(state1.g_params)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  config.segment_steps = 8
-  seg8 = jax.jit(jax.vmap(asg.make_train(config).train_segment, in_axes=(0, None)))
-  state_8, _, _ = seg8(state0, data)
-  for a, b in zip(jax.tree.leaves(state_8.g_params), jax.tree.leaves(state2.g_params)):
+  expect = 1e-2 * (hist["g_mll_mean"][0] - t_mean) ** 2 + 1e-2 * (hist["g_mll_std"][0] - t_std) ** 2
+  np.testing.assert_allclose(hist["g_regression"][0], expect, rtol=1e-4)
+  np.testing.assert_array_equal(hist["g_regression"][1], 0.0)
+  np.testing.assert_allclose(hist["g_loss"], hist["g_bce"] + hist["g_regression"], rtol=1e-6)
+  # RNG by fold_in(key, step): two segments of 4 steps train the same model as one of 8
+  state_8, _ = members.segment(state0, data, 8)
+  for a, b in zip(jax.tree.leaves(state_8.params), jax.tree.leaves(state2.params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-  # generation: physical features; M_ll of generated events equals the formula on them
-  gen = trainer.generate(jax.tree.map(lambda a: a[0], state2.g_params), data, jax.random.PRNGKey(1), 256)
-  assert set(gen) == set(config.features) and gen["px1"].shape == (256,)
+  # generation: physical features of the config
+  gen = atrain.make_generate(config)(jax.tree.map(lambda a: a[0], state2.params["g"]), data.pre,
+                                     jax.random.PRNGKey(1), 256)
+  assert set(gen) == set(config.model.features) and gen["px1"].shape == (256,)
 
 
-def test_experiment_end_to_end(tmp_path):
-  spec = importlib.util.spec_from_file_location("zmumu_exp", os.path.join(ROOT, "experiments", "zmumu.py"))
-  exp = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(exp)
-  config = _config("test")
-  config.model = "full"
-  config.features = zmumu.FULL
-  config.zero_spike = ("iso1", "iso2")
-  config.asinh = {"dxy1": 0.01, "dxy2": 0.01}
-  config.selection = ("mll", "dphi", "iso1")
-  out = exp.run(config, str(tmp_path), plots=False)
-  assert os.path.exists(tmp_path / "metrics.json") and os.path.exists(tmp_path / "generated.parquet")
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+  """One uninterrupted run of the full model (4 evaluations of 10 steps, 3 members)."""
+  config = load_config("zmumu:test", **FULL)
+  workdir = str(tmp_path_factory.mktemp("zmumu") / "a")
+  return config, workdir, asg_run.run(config, workdir, log=lambda s: None)
+
+
+def test_selection_is_argmin_of_validation_ks_with_that_steps_generator(full_run):
+  """Each member keeps the generator of the step with the lowest validation KS sum (recomputed here with
+  scipy from a retraining), and the selected member is the Eq. 2-on member with the lowest one."""
+  config, workdir, out = full_run
+  hist = json.load(open(os.path.join(workdir, "history.json")))
+  steps, ks_ExM = np.asarray(hist["step"]), np.asarray(hist["ks_sum_val"])
+  np.testing.assert_array_equal(steps, [10, 20, 30, 40])
+  argmin_M = steps[np.argmin(ks_ExM, axis=0)]
+  assert not np.array_equal(argmin_M, steps[np.argmax(ks_ExM, axis=0)])  # the test can tell min from max
+  for m, mem in enumerate(out["members"]):
+    assert mem["selected_step"] == argmin_M[m]
+    assert mem["ks_sum_val"] == ks_ExM[:, m].min()
+  on = [m for m, mem in enumerate(out["members"]) if mem["regression_terms"]]
+  assert on == [0, 1] and out["selected_member"] == on[int(np.argmin(ks_ExM[:, on].min(0)))]
+  assert out["selected_member"] != on[int(np.argmax(ks_ExM[:, on].min(0)))]
+  sc = out["selection_ks_vs_neg2lnl"]["members"]
+  nll_ExM = np.asarray(hist["neg2lnl_val"])
+  assert [s["step_by_neg2lnl"] for s in sc] == steps[np.argmin(nll_ExM, axis=0)].tolist()
+
+  # retrain the members segment by segment, keep each one's generator at its selected step
+  split, data = _setup(config)
+  members = atrain.make_members(config, zmumu.DERIVED)
+  c1, c2 = (np.stack([np.asarray(c)] * 3) for c in atrain.regression_weights(config))
+  c1[2] = c2[2] = 0.0
+  state = atrain.set_regression(members.init(jax.random.split(jax.random.PRNGKey(config.seed), 3)), c1, c2)
+  generate = atrain.make_generate(config)
+  sel, n_val = tuple(config.selection.quantities), len(split.val["px1"])
+  val_q = adata.derived_values(zmumu.DERIVED, split.val, sel)
+  kept = [None] * 3
+  for step in steps:
+    state, _ = members.segment(state, data, config.train.eval_every)
+    for m in range(3):
+      g = jax.tree.map(lambda a: a[m], state.params["g"])
+      if step == argmin_M[m]:
+        kept[m] = g
+      if m == out["selected_member"]:  # the recorded validation KS sum, recomputed with scipy
+        ev = adata.derived_values(zmumu.DERIVED, generate(g, data.pre, asg_run.selection_key(config.seed, step),
+                                                          n_val), sel)
+        ref = sum(stats.ks_2samp(ev[n], val_q[n]).statistic for n in sel)
+        np.testing.assert_allclose(ks_ExM[list(steps).index(step), m], ref, rtol=1e-6)
+  keys = jax.random.split(jax.random.PRNGKey(config.seed + 3), 3)
+  for m in range(3):
+    gen = generate(kept[m], data.pre, keys[m], config.eval.n_generate)
+    assert np.isclose(float(np.mean(zmumu.mll(gen))), out["members"][m]["mll_mean"], rtol=1e-5)
+  from ganjax.io import read_parquet
+  cols, meta = read_parquet(os.path.join(workdir, "generated.parquet"))
+  i = out["selected_member"]
+  assert meta["member"] == str(i) and meta["step"] == str(argmin_M[i])
+  gen = generate(kept[i], data.pre, keys[i], config.eval.n_generate)
+  np.testing.assert_allclose(cols["E1"], np.asarray(gen["E1"]), rtol=1e-6)
+
+
+def test_full_model_outputs_and_tensorboard(full_run):
+  config, workdir, out = full_run
+  assert os.path.exists(os.path.join(workdir, "metrics.json"))
   sel = out["selected"]
   assert np.isfinite(sel["ks_sum_test_size_matched"]) and out["floor"]["ks_sum_halves"] > 0
-  assert len(out["members"]) == config.n_members
-  assert 0 <= sel["iso1_zero_fraction"] <= 1
+  assert len(out["members"]) == 3 and 0 <= sel["iso1_zero_fraction"] <= 1
+  assert out["n_events"]["train"] + out["n_events"]["val"] + out["n_events"]["test"] == 10227
+  from ganjax.tblog import read_scalars
+  files = [f for f in os.listdir(os.path.join(workdir, "tb")) if f.startswith("events.out.tfevents")]
+  assert len(files) == 1
+  scalars = read_scalars(os.path.join(workdir, "tb", files[0]))
+  ks = [(step, v) for tag, step, v in scalars if tag == "ks_sum_val/member_0"]
+  hist = json.load(open(os.path.join(workdir, "history.json")))
+  assert [s for s, _ in ks] == [10, 20, 30, 40]
+  np.testing.assert_allclose([v for _, v in ks], np.asarray(hist["ks_sum_val"])[:, 0], rtol=1e-6)
+  assert {"d_loss/member_2", "g_mll_mean/member_0", "neg2lnl_val/mean"} <= {tag for tag, _, _ in scalars}
+
+
+def test_resume_after_sigterm_equals_uninterrupted(full_run, tmp_path):
+  config, workdir_a, out_a = full_run
+  workdir = str(tmp_path / "b")
+
+  def sigterm_at_20(step):
+    if step == 20:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  with pytest.raises(InterruptedError_, match="SIGTERM"):
+    asg_run.run(config, workdir, log=lambda s: None, on_segment_end=sigterm_at_20)
+  assert not os.path.exists(os.path.join(workdir, "metrics.json"))
+  out_b = asg_run.run(config, workdir, log=lambda s: None)
+  assert out_b["resumed_from_step"] == 20 and out_a["resumed_from_step"] == 0
+  ma = json.load(open(os.path.join(workdir_a, "metrics.json")))
+  mb = json.load(open(os.path.join(workdir, "metrics.json")))
+  drop = ("train_seconds", "total_seconds", "resumed_from_step")
+  assert {k: v for k, v in mb.items() if k not in drop} == {k: v for k, v in ma.items() if k not in drop}
+  ha = json.load(open(os.path.join(workdir_a, "history.json")))
+  hb = json.load(open(os.path.join(workdir, "history.json")))
+  assert {k: v for k, v in ha.items() if k != "seconds"} == {k: v for k, v in hb.items() if k != "seconds"}
+
+
+def test_bad_config_is_refused_before_training(tmp_path):
+  config = load_config("zmumu:test", **{"selection.quantities": ("mll", "nope"), "regression.off_members": 5})
+  with pytest.raises(BadInputError, match=r"regression.off_members=5.*selection.quantities \['nope'\]"):
+    asg_run.run(config, str(tmp_path / "w"))
+  assert not os.path.exists(tmp_path / "w")
+  config = load_config("zmumu:test", **{"data.source": str(tmp_path / "missing.csv")})
+  with pytest.raises(BadInputError, match="missing.csv"):
+    asg_run.run(config, str(tmp_path / "w"))
+
+
+def test_command_line_end_to_end(tmp_path):
+  workdir = str(tmp_path / "cli")
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  r = subprocess.run([sys.executable, "-m", "ganjax.main", "--config=configs/zmumu.py:test", f"--workdir={workdir}"],
+                     cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "selected member 0" in r.stdout
+  files = set(os.listdir(workdir))
+  assert {"metrics.json", "history.json", "generated.parquet", "config.json", "tb", "checkpoints",
+          "fig4_history.png", "fig5_features.png", "fig6_features_noreg.png", "fig8_derived.png",
+          "fig9_correlations.png", "fig10_zpt_iso.png"} <= files
+  out = json.load(open(os.path.join(workdir, "metrics.json")))
+  assert out["config"]["preset"] == "test" and [m["regression_terms"] for m in out["members"]] == [True, False]
 
 
 def test_plots_smoke(tmp_path):
@@ -100,7 +206,7 @@ def test_neg2lnl_matches_numpy_histogramdd():
   train = {n: rng.normal(size=4000) for n in names}
   real = {n: rng.normal(size=1000) for n in names}
   gen = {"a": rng.normal(0.2, 1.1, 3000), "b": rng.normal(size=3000)}
-  got = asg.neg2lnl(gen, real, names, train, n_bins=5)
+  got = ametrics.neg2lnl(gen, real, names, train, n_bins=5)
 
   def cdf(cols):
     return np.stack([np.searchsorted(np.sort(train[n]), cols[n], side="right") / 4000 for n in names], 1)
@@ -110,4 +216,4 @@ def test_neg2lnl_matches_numpy_histogramdd():
   n, _ = np.histogramdd(cdf(gen), bins=edges)
   p = np.maximum(n, 0.5) / n.sum()
   np.testing.assert_allclose(got, -2 * np.sum(m * np.log(p)), rtol=1e-10)
-  assert asg.neg2lnl(real, real, names, train, 5) < got  # a perfect generator scores lower
+  assert ametrics.neg2lnl(real, real, names, train, 5) < got  # a perfect generator scores lower

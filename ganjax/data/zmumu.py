@@ -101,10 +101,11 @@ def features_from_raw(raw: Mapping[str, np.ndarray], model: str = "reduced",
 
 
 def load(config) -> dict[str, np.ndarray]:
-  """The feature table of config.model ('reduced' / 'full') from config.data_path (default: the CSV)."""
-  path = config.get("data_path", "") or CSV_PATH
+  """The feature table of config.model.name ('reduced' / 'full') with config.model.charges ('order' /
+  'smear') from config.data.source ('' = the packaged CSV; any CSV / parquet / ROOT file with its columns)."""
+  path = config.data.source or CSV_PATH
   raw = read_table(path, columns=RAW_COLUMNS)
-  return features_from_raw(raw, config.model, config.get("charges", "order"))
+  return features_from_raw(raw, config.model.name, config.model.charges)
 
 
 # Derived quantities: jnp functions of the (rotated, physical) features, usable on data and on

@@ -9,7 +9,7 @@ state (a single run is an ensemble of one). At each segment end the driver
   2. calls `evaluate(state, step)` -> {name: [M] values} and records it with the training metrics in the
      history (also as TensorBoard scalars in workdir/tb);
   3. keeps, per member, `keep(state)` of the evaluation with the lowest `select` value (ties keep the
-     earlier one);
+     earlier one), and likewise for each key of `also_select` (a second selection rule to compare with);
   4. saves `best` (when a member improved) and then `latest` (state, kept models, history) with orbax, at
      every segment end or, with `checkpoint_every_s`, at most that often (a resumed run replays the segments
      after the last save, with the same result);
@@ -45,6 +45,7 @@ class Loop(NamedTuple):
   segment_steps: int
   evaluate: Callable[[Any, int], dict] | None = None   # (state_M, step) -> {name: [M]}
   select: str | None = None          # evaluation key whose lowest value marks each member's best
+  also_select: tuple = ()            # more evaluation keys, each with its own per-member best (Result.also)
   keep: Callable[[Any], Any] | None = None             # state_M -> what is kept as best (default: params)
   aux: Any = None                    # arrays saved with every checkpoint (e.g. fitted transforms)
   name: str = "ganjax"               # progress label
@@ -60,6 +61,7 @@ class Result(NamedTuple):
   diverged_at: np.ndarray    # [M] step at which a member diverged (-1: never)
   history: list              # one record per segment end: {"step", "epoch", name: [M] list}
   resumed_from: int          # step of the checkpoint the run resumed from (0: a fresh run)
+  also: dict = {}            # also_select key -> (kept models, best score [M], best step [M])
 
 
 @contextlib.contextmanager
@@ -133,20 +135,28 @@ def run(loop: Loop, state, workdir: str | None = None,
   keep = loop.keep or (lambda s: s.params)
   n_members = int(jax.tree.leaves(state)[0].shape[0])
   best = keep(state)
+  also = {k: best for k in loop.also_select}
   meta = {"history": [], "best_score": [float("inf")] * n_members, "best_step": [-1] * n_members,
-          "diverged_at": [-1] * n_members}
+          "diverged_at": [-1] * n_members,
+          "also": {k: {"best_score": [float("inf")] * n_members, "best_step": [-1] * n_members} for k in also}}
   ckpt = Checkpoints(workdir) if workdir is not None else None
   resumed_from = 0
+
+  def tree_of(state, best, also):
+    return {"state": state, "best": best, "aux": loop.aux, **({"also": also} if also else {})}
+
   if ckpt is not None:
-    restored = ckpt.restore_latest({"state": state, "best": best, "aux": loop.aux})
+    restored = ckpt.restore_latest(tree_of(state, best, also))
     if restored is not None:
       tree, meta, resumed_from = restored
-      state, best = tree["state"], tree["best"]
+      state, best, also = tree["state"], tree["best"], tree.get("also", {})
       print(f"[{loop.name}] resuming {workdir} at {unit} {resumed_from // spe}", flush=True)
   best_score = np.asarray(meta["best_score"], np.float64)
   best_step = np.asarray(meta["best_step"], np.int64)
   diverged_at = np.asarray(meta["diverged_at"], np.int64)
   history = list(meta["history"])
+  also_score = {k: np.asarray(meta["also"][k]["best_score"], np.float64) for k in also}
+  also_step = {k: np.asarray(meta["also"][k]["best_step"], np.int64) for k in also}
   if ckpt is not None and loop.select is not None and (best_step >= 0).any():
     found = ckpt.restore_best({"best": best, "aux": loop.aux})
     if found is None or found[2] < int(best_step.max()):  # best/ damaged, missing or stale: rebuilt
@@ -196,6 +206,14 @@ def run(loop: Loop, state, workdir: str | None = None,
               best_step = np.where(improved, step, best_step)
               best = _where_members(improved, keep(state), best)
               best_unsaved = True
+          for k in also:
+            if k in ev:
+              score = np.where((diverged_at < 0) & np.isfinite(ev[k]), ev[k], np.inf)
+              improved = score < also_score[k]
+              if improved.any():
+                also_score[k] = np.where(improved, score, also_score[k])
+                also_step[k] = np.where(improved, step, also_step[k])
+                also[k] = _where_members(improved, keep(state), also[k])
         if loop.select is None:
           best = keep(state)
           best_step[:] = step
@@ -207,8 +225,10 @@ def run(loop: Loop, state, workdir: str | None = None,
                            {"best_score": best_score.tolist(), "best_step": best_step.tolist()})
             best_unsaved = False
           meta = {"history": history, "best_score": best_score.tolist(), "best_step": best_step.tolist(),
-                  "diverged_at": diverged_at.tolist()}
-          ckpt.save_latest(step, {"state": state, "best": best, "aux": loop.aux}, meta)
+                  "diverged_at": diverged_at.tolist(),
+                  "also": {k: {"best_score": also_score[k].tolist(), "best_step": also_step[k].tolist()}
+                           for k in also}}
+          ckpt.save_latest(step, tree_of(state, best, also), meta)
           last_save = time.time()
         scalars.write({k: v for k, v in record.items() if k != "seconds"}, step)
         shown = {}
@@ -225,4 +245,5 @@ def run(loop: Loop, state, workdir: str | None = None,
     scalars.close()
     if ckpt is not None:
       ckpt.close()
-  return Result(state, best, best_score, best_step, diverged_at, history, resumed_from)
+  return Result(state, best, best_score, best_step, diverged_at, history, resumed_from,
+                {k: (also[k], also_score[k], also_step[k]) for k in also})

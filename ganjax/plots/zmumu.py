@@ -126,8 +126,8 @@ def history(hist: Mapping[str, list], reg_on: np.ndarray, regression: Sequence[s
     axes[0].plot(steps, g[:, m], ls, color="C1", lw=0.8)
     if regression:
       r = regression[0]
-      axes[1].plot(steps, np.asarray(hist[f"{r}_mean"])[:, m], ls, color="C2", lw=0.8)
-      axes[1].plot(steps, np.asarray(hist[f"{r}_std"])[:, m], ls, color="C4", lw=0.8)
+      axes[1].plot(steps, np.asarray(hist[f"g_{r}_mean"])[:, m], ls, color="C2", lw=0.8)
+      axes[1].plot(steps, np.asarray(hist[f"g_{r}_std"])[:, m], ls, color="C4", lw=0.8)
     axes[2].plot(steps, np.asarray(hist["ks_sum_val"])[:, m], ls, lw=0.8)
   axes[0].set_title("D loss (blue), G BCE (orange)")
   axes[1].set_title(f"batch mean / width of {regression[0] if regression else ''}")

@@ -1,0 +1,117 @@
+"""Analysis-specific GAN training (paper: analysis-specific-gan, Sec. 4, Eq. 2) as a TrainSpec of the engine.
+
+Per step s with key k = fold_in(run key, s) and k_idx, k_aug, k_zd, k_zg = split(k, 4):
+  D update: B/2 real training events (drawn with k_idx, their random parts redrawn with k_aug, standardised)
+            and B/2 generated ones (noise from k_zd), binary cross-entropy over the B events;
+  G update: on B generated events (noise from k_zg), against the updated D,
+            BCE(D(G(z)), 1) + sum_q c1_q (mean_B q - <q>)^2 + c2_q (std_B q - sigma_q)^2          (Eq. 2)
+            with <q>, sigma_q the mean and RMS of the derived quantity q in the training data.
+The weights c1, c2 sit in state.hyper, so members with the regression terms on and off train side by side in
+one vmapped program. Optimizer: config.train.optimizer through engine.make_optimizer (adadelta with the
+Keras defaults the paper used, or adam).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ganjax import engine
+from ganjax.asg.data import AsgData, Derived
+from ganjax.data import asg_features
+from ganjax.engine import losses
+from ganjax.models import asg as asg_models
+
+
+def make_models(config):
+  """(G, D) of Sec. 4 / Fig. 3 with the config's widths."""
+  m = config.model
+  return (asg_models.generator(len(m.features), m.g_hidden, m.slope),
+          asg_models.discriminator(m.d_hidden, m.slope))
+
+
+def make_generate(config):
+  """generate(g_params, pre, key, n) -> {feature: (n,)} physical features (discrete floored, spikes clipped)."""
+  g_net, _ = make_models(config)
+  n_feat = len(config.model.features)
+
+  def generate(g_params, pre: asg_features.Preproc, key, n: int) -> dict[str, jax.Array]:
+    x = g_net.apply(g_params, jax.random.normal(key, (n, n_feat)))
+    return asg_features.decode(pre, x, discretize=True)
+
+  return generate
+
+
+def regression_weights(config) -> tuple[jax.Array, jax.Array]:
+  """(c1_R, c2_R) of config.regression.terms, in its order."""
+  terms = config.regression.terms
+  return (jnp.asarray([terms[r][0] for r in terms], jnp.float32),
+          jnp.asarray([terms[r][1] for r in terms], jnp.float32))
+
+
+def make_spec(config, derived: Derived) -> engine.TrainSpec:
+  """Models, losses, optimizers and sampler of one member; the data is the members' shared AsgData."""
+  n_feat = len(config.model.features)
+  reg = tuple(config.regression.terms.keys())
+  missing = [r for r in reg if r not in derived]
+  if missing:
+    raise ValueError(f"regression quantities {missing} are not in the analysis' DERIVED {list(derived)}")
+  bs = int(config.train.batch_size)
+  half = bs // 2
+  g_net, d_net = make_models(config)
+  tx = engine.make_optimizer(config.train.optimizer, total_steps=int(config.train.steps))
+  c1_R, c2_R = regression_weights(config)
+
+  def init(key):
+    kg, kd, kstate = jax.random.split(key, 3)
+    params = {"g": g_net.init(kg, jnp.zeros((1, n_feat))), "d": d_net.init(kd, jnp.zeros((1, n_feat)))}
+    return engine.Init(params=params, key=kstate, hyper={"c1": c1_R, "c2": c2_R})
+
+  def real_batch(data: AsgData, k, _step):
+    """B/2 standardised training events with their random parts (smearing, spike filling) redrawn."""
+    k_idx, k_aug, _, _ = jax.random.split(k, 4)
+    idx = jax.random.randint(k_idx, (half,), 0, data.u_raw_NxD.shape[0])
+    pre = data.pre
+    return asg_features.standardize(
+        pre, asg_features.augment(pre.param_D, pre.width_D, pre.kinds, data.u_raw_NxD[idx], k_aug))
+
+  def d_loss(params, real_BxD, ctx):
+    k_zd = jax.random.split(ctx.key, 4)[2]
+    fake = jax.lax.stop_gradient(g_net.apply(params["g"], jax.random.normal(k_zd, (half, n_feat))))
+    logits = d_net.apply(params["d"], jnp.concatenate([real_BxD, fake]))[:, 0]
+    labels = jnp.concatenate([jnp.ones(half), jnp.zeros(half)])
+    return losses.bce(logits, labels).mean(), {}
+
+  def regression_terms(x_BxD, data: AsgData, hyper):
+    """Eq. 2 terms of a generated batch and the batch mean / width of each quantity."""
+    phys = asg_features.decode(data.pre, x_BxD, discretize=False)
+    q_RxB = jnp.stack([derived[r](phys) for r in reg]) if reg else jnp.zeros((0, x_BxD.shape[0]))
+    mean_R, std_R = q_RxB.mean(1), q_RxB.std(1)
+    loss = jnp.sum(hyper["c1"] * (mean_R - data.target_mean_R) ** 2
+                   + hyper["c2"] * (std_R - data.target_std_R) ** 2)
+    return loss, mean_R, std_R
+
+  def g_loss(params, _batch, ctx):
+    k_zg = jax.random.split(ctx.key, 4)[3]
+    x = g_net.apply(params["g"], jax.random.normal(k_zg, (bs, n_feat)))
+    bce = losses.generator_nonsaturating(d_net.apply(params["d"], x)[:, 0])
+    reg_loss, mean_R, std_R = regression_terms(x, ctx.data, ctx.hyper)
+    aux = {"bce": bce, "regression": reg_loss, **{f"{r}_mean": mean_R[i] for i, r in enumerate(reg)},
+           **{f"{r}_std": std_R[i] for i, r in enumerate(reg)}}
+    return bce + reg_loss, aux
+
+  return engine.TrainSpec(init=init, optimizers={"g": tx, "d": tx},
+                          updates=(engine.Update("d", "d", d_loss), engine.Update("g", "g", g_loss)),
+                          sampler=engine.step_sampler(real_batch))
+
+
+def make_members(config, derived: Derived) -> engine.Members:
+  """The ensemble: jit of the members' training on the shared data, member axis per config.member_axis."""
+  return engine.make_members(engine.make_train(make_spec(config, derived)), data_axis=None,
+                             how=config.member_axis)
+
+
+def set_regression(state, c1_MxR, c2_MxR):
+  """The stacked state with per-member Eq. 2 weights (e.g. 0 for the regression-off members)."""
+  return state.replace(hyper={**state.hyper, "c1": jnp.asarray(c1_MxR, jnp.float32),
+                              "c2": jnp.asarray(c2_MxR, jnp.float32)})
