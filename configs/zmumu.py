@@ -12,9 +12,10 @@ Run (2-core CPU, no GPU; measured numbers and runtimes in docs/results.md):
   python -m ganjax.main --config=configs/zmumu.py:reduced --workdir=runs/zmumu_reduced
 Paper scale is train.steps=40000 (reduced) / 100000 (full), 10 / 100 trainings, c1 = c2 = 1e-4. Here the
 default is 3000 steps with 4 trainings in one vmapped program (2 with Eq. 2 on, 2 off), evaluated and
-selected every 100 steps: ~8 minutes on the shared 2-core CPU. Expected (docs/results.md): selected model
-M_ll mean and width within ~1% and ~5% of the held-out data, KS sum ~0.14 vs ~0.06 between two real
-half-samples; Eq. 2 off: width +15-50%. An interrupted run resumes from its last evaluation in --workdir.
+selected every 100 steps: 4-8 minutes on the shared 2-core CPU (236 s in docs/results.md). Measured: selected
+model M_ll mean -0.2% and width +1.4% of the held-out data (inside the 60-120 GeV window: width -12%), KS sum
+0.13 vs 0.06 between two real half-samples; Eq. 2 off: width +110-118%. An interrupted run resumes from its
+last evaluation in --workdir.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """Tests of the table reader, the Z -> mu mu features and the analysis-specific preprocessing."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import load_config
 from scipy import stats
 
 from ganjax.data import asg_features, zmumu
@@ -187,18 +186,31 @@ def test_asinh_and_continuous_roundtrip():
 
 
 def test_full_smear_charges_are_discrete_features():
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      "zcfg", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "zmumu.py"))
-  cfg = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(cfg)
-  config = cfg.get_config("full_smear")
+  config = load_config("zmumu:full_smear")
   f = zmumu.load(config)
   assert len(f["Q1"]) == 10583 and set(np.unique(f["Q1"])) == {0.0, 1.0}
-  pre, raw = asg_features.fit(f, config.features, discrete=dict(config.discrete),
-                              zero_spike=tuple(config.zero_spike), asinh=dict(config.asinh))
-  j = config.features.index("Q1")
+  m = config.model
+  pre, raw = asg_features.fit(f, m.features, discrete=dict(m.discrete), zero_spike=tuple(m.zero_spike),
+                              asinh=dict(m.asinh))
+  j = m.features.index("Q1")
   u = asg_features.augment(pre.param_D, pre.width_D, pre.kinds, jnp.asarray(raw), jax.random.PRNGKey(0))
   q1 = np.asarray(asg_features.decode(pre, asg_features.standardize(pre, u))["Q1"])
   # sigma = 0.15: floor(n + 1/2 + sigma z) != n with probability 2 Phi(-0.5 / 0.15) ~ 9e-4
   assert pre.kinds[j] == "discrete" and np.mean(q1 != f["Q1"]) < 2e-3
+
+
+def test_config_presets_match_the_analysis_module():
+  """configs/zmumu.py inlines the feature tuples (configs import nothing from ganjax): they must stay the
+  analysis module's; every preset loads, ',adam' switches the optimizer."""
+  assert load_config("zmumu:reduced").model.features == zmumu.REDUCED
+  for preset in ("full", "full_rawiso"):
+    assert load_config(f"zmumu:{preset}").model.features == zmumu.FULL
+  assert load_config("zmumu:full_smear").model.features == zmumu.FULL + ("Q1", "Q2")
+  opt = load_config("zmumu:reduced,adam").train.optimizer
+  assert (opt.name, opt.learning_rate, opt.b1) == ("adam", 2e-4, 0.5)
+  assert load_config("zmumu:test").train.optimizer.name == "adadelta"
+  from conftest import ROOT
+  src = open(f"{ROOT}/configs/zmumu.py").read()
+  assert "import ganjax" not in src and "from ganjax" not in src
+  with pytest.raises(ValueError, match="unknown preset"):
+    load_config("zmumu:nope")

@@ -2,10 +2,10 @@
 
 G: N Gaussian noise numbers -> 64-128-256-512-256-128 (leaky ReLU) -> N (linear).
 D: N features -> 128-128-256-256-128-64-32-16-8 (leaky ReLU) -> 1 (sigmoid). D returns the logit; the
-sigmoid is applied inside the binary cross-entropy (optax.sigmoid_binary_cross_entropy), which is the
-same function, computed stably. Leaky-ReLU slope 0.2 and Glorot-uniform kernels as in the authors'
+sigmoid is applied inside the binary cross-entropy (ganjax.engine.losses.bce), which is the same function,
+computed stably. Leaky-ReLU slope 0.2 and Glorot-uniform kernels as in the authors'
 Keras code (DY-GAN); the paper's extra "mass output" of D is the regression term of Eq. 2, computed in
-the training code from the generated features.
+the training code (ganjax.asg.train) from the generated features.
 """
 
 from __future__ import annotations
