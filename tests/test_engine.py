@@ -137,29 +137,37 @@ def test_member_equals_run_alone(how):
   jax.tree.map(lambda u, v: np.testing.assert_array_equal(u[0], v), s1, alone0)
 
 
-def _loop(members, data, evaluate=None, select=None, total=16):
+def _loop(members, data, evaluate=None, select=None, total=16, also_select=()):
   return driver.Loop(members, data, total_steps=total, segment_steps=4, evaluate=evaluate, select=select,
-                     keep=lambda s: s.params)
+                     keep=lambda s: s.params, also_select=also_select)
 
 
 def test_driver_keeps_each_members_argmin_and_resumes(tmp_path):
   """The kept models are those of each member's lowest `select` value (this fails if the comparison flips),
-  and an interrupted run resumed from its checkpoint ends identical to a straight one."""
+  likewise for a second rule (`also_select`), and an interrupted run resumed from its checkpoint ends identical
+  to a straight one."""
   members = engine.make_members(engine.make_train(_spec()), data_axis=0, how="map")
   scores = {4: [3.0, 1.0], 8: [1.0, 2.0], 12: [2.0, 0.5], 16: [5.0, 0.7]}  # member 0 best at 8, member 1 at 12
+  other = {4: [0.1, 9.0], 8: [0.2, 8.0], 12: [0.3, 7.0], 16: [0.4, 6.0]}   # member 0 best at 4, member 1 at 16
   seen = {}
 
   def evaluate(state, step):
     seen[step] = jax.tree.map(np.asarray, state.params)
-    return {"score": np.asarray(scores[step]), "a": np.asarray(state.params["a"])}
+    return {"score": np.asarray(scores[step]), "other": np.asarray(other[step]), "a": np.asarray(state.params["a"])}
 
   keys = engine.member_keys(0, 2)
-  res = driver.run(_loop(members, _data(2), evaluate, "score"), members.init(keys), str(tmp_path / "a"))
+  loop = _loop(members, _data(2), evaluate, "score", also_select=("other",))
+  res = driver.run(loop, members.init(keys), str(tmp_path / "a"))
   np.testing.assert_array_equal(res.best_step, [8, 12])
   np.testing.assert_array_equal(res.best_score, [1.0, 0.5])
   for m, step in enumerate([8, 12]):
     for k in ("a", "b"):
       np.testing.assert_array_equal(np.asarray(res.best[k])[m], seen[step][k][m])
+  other_best, other_score, other_step = res.also["other"]
+  np.testing.assert_array_equal(other_step, [4, 16])
+  np.testing.assert_array_equal(other_score, [0.1, 6.0])
+  for m, step in enumerate([4, 16]):
+    np.testing.assert_array_equal(np.asarray(other_best["a"])[m], seen[step]["a"][m])
   assert [r["step"] for r in res.history] == [4, 8, 12, 16] and res.history[0]["score"] == [3.0, 1.0]
 
   def stop_at_8(step):
@@ -167,12 +175,12 @@ def test_driver_keeps_each_members_argmin_and_resumes(tmp_path):
       os.kill(os.getpid(), signal.SIGTERM)
 
   with pytest.raises(InterruptedError_, match="state saved at epoch 2"):
-    driver.run(_loop(members, _data(2), evaluate, "score"), members.init(keys), str(tmp_path / "b"),
-               on_segment_end=stop_at_8)
-  resumed = driver.run(_loop(members, _data(2), evaluate, "score"), members.init(keys), str(tmp_path / "b"))
+    driver.run(loop, members.init(keys), str(tmp_path / "b"), on_segment_end=stop_at_8)
+  resumed = driver.run(loop, members.init(keys), str(tmp_path / "b"))
   assert resumed.resumed_from == 8
   jax.tree.map(lambda u, v: np.testing.assert_array_equal(u, v), res.state, resumed.state)
   jax.tree.map(lambda u, v: np.testing.assert_array_equal(u, v), res.best, resumed.best)
+  jax.tree.map(lambda u, v: np.testing.assert_array_equal(u, v), res.also, resumed.also)
   assert [dict(r, seconds=0) for r in resumed.history] == [dict(r, seconds=0) for r in res.history]
   # TensorBoard scalars: per member and the mean, readable with tensorboardX's own protobuf
   tags = _tb_tags(tmp_path / "a" / "tb")

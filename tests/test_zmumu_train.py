@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 
@@ -123,6 +124,19 @@ def test_selection_is_argmin_of_validation_ks_with_that_steps_generator(full_run
   np.testing.assert_allclose(cols["E1"], np.asarray(gen["E1"]), rtol=1e-6)
 
 
+def _tb_scalars(path: str) -> list[tuple[str, int, float]]:
+  """(tag, step, value) of a TensorBoard event file (TFRecords of Event protos, read with tensorboardX's)."""
+  from tensorboardX.proto import event_pb2
+
+  data, i, out = open(path, "rb").read(), 0, []
+  while i < len(data):
+    (n,) = struct.unpack("<Q", data[i:i + 8])
+    ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+    out += [(v.tag, ev.step, v.simple_value) for v in ev.summary.value]
+    i += 12 + n + 4
+  return out
+
+
 def test_full_model_outputs_and_tensorboard(full_run):
   config, workdir, out = full_run
   assert os.path.exists(os.path.join(workdir, "metrics.json"))
@@ -130,10 +144,9 @@ def test_full_model_outputs_and_tensorboard(full_run):
   assert np.isfinite(sel["ks_sum_test_size_matched"]) and out["floor"]["ks_sum_halves"] > 0
   assert len(out["members"]) == 3 and 0 <= sel["iso1_zero_fraction"] <= 1
   assert out["n_events"]["train"] + out["n_events"]["val"] + out["n_events"]["test"] == 10227
-  from ganjax.tblog import read_scalars
   files = [f for f in os.listdir(os.path.join(workdir, "tb")) if f.startswith("events.out.tfevents")]
   assert len(files) == 1
-  scalars = read_scalars(os.path.join(workdir, "tb", files[0]))
+  scalars = _tb_scalars(os.path.join(workdir, "tb", files[0]))
   ks = [(step, v) for tag, step, v in scalars if tag == "ks_sum_val/member_0"]
   hist = json.load(open(os.path.join(workdir, "history.json")))
   assert [s for s, _ in ks] == [10, 20, 30, 40]
