@@ -124,6 +124,29 @@ def _where_members(take_M: np.ndarray, new, old):
   return jax.tree.map(lambda n, o: jnp.where(take.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
 
 
+class _Kept:
+  """Per member, the models of the lowest value of one evaluation key so far (ties keep the earlier)."""
+
+  def __init__(self, key: str, models, n_members: int, meta: dict | None = None):
+    self.key, self.models = key, models
+    self.score = np.asarray(meta["best_score"] if meta else [np.inf] * n_members, np.float64)
+    self.step = np.asarray(meta["best_step"] if meta else [-1] * n_members, np.int64)
+
+  def update(self, ev: dict, diverged_at: np.ndarray, step: int, models_now) -> bool:
+    if self.key not in ev:
+      return False
+    score = np.where((diverged_at < 0) & np.isfinite(ev[self.key]), ev[self.key], np.inf)
+    improved = score < self.score
+    if improved.any():
+      self.score = np.where(improved, score, self.score)
+      self.step = np.where(improved, step, self.step)
+      self.models = _where_members(improved, models_now, self.models)
+    return bool(improved.any())
+
+  def meta(self) -> dict:
+    return {"best_score": self.score.tolist(), "best_step": self.step.tolist()}
+
+
 def run(loop: Loop, state, workdir: str | None = None,
         on_segment_end: Callable[[int], None] | None = None) -> Result:
   """Train `state` (stacked over members) to loop.total_steps; see the module docstring."""
@@ -134,36 +157,31 @@ def run(loop: Loop, state, workdir: str | None = None,
                      f"whole numbers of {spe}-step epochs")
   keep = loop.keep or (lambda s: s.params)
   n_members = int(jax.tree.leaves(state)[0].shape[0])
-  best = keep(state)
-  also = {k: best for k in loop.also_select}
-  meta = {"history": [], "best_score": [float("inf")] * n_members, "best_step": [-1] * n_members,
-          "diverged_at": [-1] * n_members,
-          "also": {k: {"best_score": [float("inf")] * n_members, "best_step": [-1] * n_members} for k in also}}
+  best = _Kept(loop.select, keep(state), n_members)
+  also = {k: _Kept(k, best.models, n_members) for k in loop.also_select}
+  diverged_at, history = np.full(n_members, -1, np.int64), []
   ckpt = Checkpoints(workdir) if workdir is not None else None
   resumed_from = 0
 
-  def tree_of(state, best, also):
-    return {"state": state, "best": best, "aux": loop.aux, **({"also": also} if also else {})}
+  def tree_of(state):
+    return {"state": state, "best": best.models, "aux": loop.aux,
+            **({"also": {k: a.models for k, a in also.items()}} if also else {})}
 
   if ckpt is not None:
-    restored = ckpt.restore_latest(tree_of(state, best, also))
+    restored = ckpt.restore_latest(tree_of(state))
     if restored is not None:
       tree, meta, resumed_from = restored
-      state, best, also = tree["state"], tree["best"], tree.get("also", {})
+      state = tree["state"]
+      best = _Kept(loop.select, tree["best"], n_members, meta)
+      also = {k: _Kept(k, tree["also"][k], n_members, meta["also"][k]) for k in also}
+      diverged_at, history = np.asarray(meta["diverged_at"], np.int64), list(meta["history"])
       print(f"[{loop.name}] resuming {workdir} at {unit} {resumed_from // spe}", flush=True)
-  best_score = np.asarray(meta["best_score"], np.float64)
-  best_step = np.asarray(meta["best_step"], np.int64)
-  diverged_at = np.asarray(meta["diverged_at"], np.int64)
-  history = list(meta["history"])
-  also_score = {k: np.asarray(meta["also"][k]["best_score"], np.float64) for k in also}
-  also_step = {k: np.asarray(meta["also"][k]["best_step"], np.int64) for k in also}
-  if ckpt is not None and loop.select is not None and (best_step >= 0).any():
-    found = ckpt.restore_best({"best": best, "aux": loop.aux})
-    if found is None or found[2] < int(best_step.max()):  # best/ damaged, missing or stale: rebuilt
-      print(f"ganjax: warning: {workdir}/checkpoints/best is damaged or missing; rebuilt from latest",
-            file=sys.stderr, flush=True)
-      ckpt.save_best(int(best_step.max()), {"best": best, "aux": loop.aux},
-                     {"best_score": best_score.tolist(), "best_step": best_step.tolist()})
+      if loop.select is not None and (best.step >= 0).any():
+        found = ckpt.restore_best({"best": best.models, "aux": loop.aux})
+        if found is None or found[2] < int(best.step.max()):  # best/ damaged, missing or stale: rebuilt
+          print(f"ganjax: warning: {workdir}/checkpoints/best is damaged or missing; rebuilt from latest",
+                file=sys.stderr, flush=True)
+          ckpt.save_best(int(best.step.max()), {"best": best.models, "aux": loop.aux}, best.meta())
 
   step = int(np.asarray(state.step).reshape(-1)[0])
   scalars = _Scalars(os.path.join(workdir, "tb") if workdir is not None else None, loop.log_members)
@@ -176,64 +194,42 @@ def run(loop: Loop, state, workdir: str | None = None,
         n = min(loop.segment_steps, loop.total_steps - step)
         t0 = time.time()
         state, metrics = loop.members.segment(state, loop.data, n)
-        metrics = {k: np.asarray(v) for k, v in metrics.items()}  # [M, epochs]; blocks
+        metrics = {k: np.asarray(v).reshape(n_members, -1) for k, v in metrics.items()}  # [M, epochs]; blocks
         seconds = time.time() - t0
         step += n
         bad = np.zeros(n_members, bool)
         for v in metrics.values():
-          bad |= ~np.isfinite(v.reshape(n_members, -1)).all(1)
+          bad |= ~np.isfinite(v).all(1)
         newly = bad & (diverged_at < 0)
         diverged_at[newly] = step
         if (diverged_at >= 0).all():
-          j = int(np.argmax(newly)) if newly.any() else 0
-          first = {k: v[j].reshape(-1) for k, v in metrics.items()}
-          e_bad = int(np.argmax(~np.all([np.isfinite(v) for v in first.values()], axis=0)))
-          at = step - n + (e_bad + 1) * spe
-          what = ", ".join(f"{k} = {v[e_bad]:.4g}" for k, v in first.items())
-          kept = (f"the best models (from {unit} {int(best_step.max()) // spe}) are kept in "
-                  f"{workdir}/checkpoints/best" if (best_step >= 0).any() and workdir else "no model was kept")
-          raise TrainingDivergedError(f"loss became NaN/inf at {unit} {at // spe} ({what}); {kept}")
+          raise _diverged(metrics, newly, step - n, spe, unit, best, workdir)
         record = {"step": step, "epoch": step // spe, "seconds": seconds,
-                  **{k: v.reshape(n_members, -1)[:, -1].tolist() for k, v in metrics.items()}}
+                  **{k: v[:, -1].tolist() for k, v in metrics.items()}}
         if loop.evaluate is not None:
           ev = {k: np.asarray(v, np.float64).reshape(n_members) for k, v in loop.evaluate(state, step).items()}
           record.update({k: v.tolist() for k, v in ev.items()})
           if loop.select is not None:
-            score = np.where((diverged_at < 0) & np.isfinite(ev[loop.select]), ev[loop.select], np.inf)
-            improved = score < best_score
-            if improved.any():
-              best_score = np.where(improved, score, best_score)
-              best_step = np.where(improved, step, best_step)
-              best = _where_members(improved, keep(state), best)
-              best_unsaved = True
-          for k in also:
-            if k in ev:
-              score = np.where((diverged_at < 0) & np.isfinite(ev[k]), ev[k], np.inf)
-              improved = score < also_score[k]
-              if improved.any():
-                also_score[k] = np.where(improved, score, also_score[k])
-                also_step[k] = np.where(improved, step, also_step[k])
-                also[k] = _where_members(improved, keep(state), also[k])
-        if loop.select is None:
-          best = keep(state)
-          best_step[:] = step
+            models_now = keep(state)
+            best_unsaved |= best.update(ev, diverged_at, step, models_now)
+            for a in also.values():
+              a.update(ev, diverged_at, step, models_now)
+        if loop.select is None:  # no selection: the kept models are the latest
+          best.models, best.step[:] = keep(state), step
         history.append(record)
-        due = (time.time() - last_save >= loop.checkpoint_every_s or step >= loop.total_steps or stop["stop"])
+        due = time.time() - last_save >= loop.checkpoint_every_s or step >= loop.total_steps or stop["stop"]
         if ckpt is not None and due:
           if best_unsaved:
-            ckpt.save_best(int(best_step.max()), {"best": best, "aux": loop.aux},
-                           {"best_score": best_score.tolist(), "best_step": best_step.tolist()})
+            ckpt.save_best(int(best.step.max()), {"best": best.models, "aux": loop.aux}, best.meta())
             best_unsaved = False
-          meta = {"history": history, "best_score": best_score.tolist(), "best_step": best_step.tolist(),
-                  "diverged_at": diverged_at.tolist(),
-                  "also": {k: {"best_score": also_score[k].tolist(), "best_step": also_step[k].tolist()}
-                           for k in also}}
-          ckpt.save_latest(step, tree_of(state, best, also), meta)
+          meta = {"history": history, **best.meta(), "diverged_at": diverged_at.tolist(),
+                  "also": {k: a.meta() for k, a in also.items()}}
+          ckpt.save_latest(step, tree_of(state), meta)
           last_save = time.time()
         scalars.write({k: v for k, v in record.items() if k != "seconds"}, step)
         shown = {}
         if loop.select is not None:
-          shown["best"] = " ".join(f"{s:.4g}@{b // spe}" for s, b in zip(best_score[:4], best_step[:4]))
+          shown["best"] = " ".join(f"{s:.4g}@{b // spe}" for s, b in zip(best.score[:4], best.step[:4]))
         bar.update(n // spe, **{k: float(np.nanmean(v)) for k, v in list(record.items())[3:7]}, **shown)
         if on_segment_end is not None:
           on_segment_end(step)
@@ -245,5 +241,18 @@ def run(loop: Loop, state, workdir: str | None = None,
     scalars.close()
     if ckpt is not None:
       ckpt.close()
-  return Result(state, best, best_score, best_step, diverged_at, history, resumed_from,
-                {k: (also[k], also_score[k], also_step[k]) for k in also})
+  return Result(state, best.models, best.score, best.step, diverged_at, history, resumed_from,
+                {k: (a.models, a.score, a.step) for k, a in also.items()})
+
+
+def _diverged(metrics: dict, newly: np.ndarray, start: int, spe: int, unit: str, best: _Kept,
+              workdir: str | None) -> TrainingDivergedError:
+  """The error for a run whose every member diverged: where, with which values, what is kept."""
+  j = int(np.argmax(newly)) if newly.any() else 0
+  first = {k: v[j] for k, v in metrics.items()}
+  e_bad = int(np.argmax(~np.all([np.isfinite(v) for v in first.values()], axis=0)))
+  at = start + (e_bad + 1) * spe
+  what = ", ".join(f"{k} = {v[e_bad]:.4g}" for k, v in first.items())
+  kept = (f"the best models (from {unit} {int(best.step.max()) // spe}) are kept in {workdir}/checkpoints/best"
+          if (best.step >= 0).any() and workdir else "no model was kept")
+  return TrainingDivergedError(f"loss became NaN/inf at {unit} {at // spe} ({what}); {kept}")
