@@ -1,4 +1,4 @@
-"""Throughput scaling of the sharded GANplifying ensemble over 1, 2, 4, 8 devices (issue 7).
+"""Throughput scaling of the sharded GANplifying ensemble over 1, 2, 4, 8 devices.
 
   python benchmarks/ensemble_scaling.py                                  # 32 members, width 64, N = 1,2,4,8
   python benchmarks/ensemble_scaling.py --members 128 --width 256 --depth 7 --noise 1000 --epochs 20

@@ -1,4 +1,4 @@
-"""Throughput of the NanoAOD reader (issue 7) on a synthetic NanoAOD-schema file.
+"""Throughput of the NanoAOD reader on a synthetic NanoAOD-schema file.
 
   python benchmarks/nanoaod_read.py [n_events]   (default 500000; writes a temporary file)
 

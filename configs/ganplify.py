@@ -139,7 +139,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if preset == "cpu2d":
       _toy(c, "ring")
   elif preset == "cpu5d":
-    # Reduced 5D shell run (issue 4; docs/results.md): the cpu1d_long networks and 10 members, 500 training
+    # Reduced 5D shell run (docs/results.md): the cpu1d_long networks and 10 members, 500 training
     # points per member (paper), so 50 steps per epoch. 1000 epochs = 50k steps per member (paper 500k); the
     # cpu1d_long lr schedule (2e-3 x0.85, 29 decays, ending near the paper's final 1.9e-5) compressed into
     # 1000 epochs: x0.85 every 35 epochs, 2.1e-5 over the last epochs. Evaluation: 2e5 GANned events per

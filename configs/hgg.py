@@ -116,14 +116,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # DCTR (dctrgan paper): reweight the GANed CR with w = h/(1-h) from a classifier of MC SR events vs the
   # generator applied to the same SR events' conditions (object + conditional features as inputs).
-  c.dctr = ml_collections.ConfigDict()
+  c.dctr = ml_collections.ConfigDict()  # the reweighter's keys (ganjax/dctr/reweight.py), plus `enabled`
   c.dctr.enabled = False
-  c.dctr.hidden = (64, 128, 256)
-  c.dctr.n_epochs = 50
-  c.dctr.batch_size = 256
-  c.dctr.learning_rate = 1e-3
   c.dctr.clip = 5.0               # the paper clips the weights at 5
-  c.dctr.calibrate = True
+  c.dctr.calibrate = True         # temperature scaling on the held-out split
+  c.dctr.model = ml_collections.ConfigDict()
+  c.dctr.model.hidden = (64, 128, 256)
+  c.dctr.train = ml_collections.ConfigDict()
+  c.dctr.train.epochs = 50
+  c.dctr.train.batch_size = 256
+  c.dctr.train.optimizer = ml_collections.ConfigDict()
+  c.dctr.train.optimizer.name = "adam"
+  c.dctr.train.optimizer.learning_rate = 1e-3
 
   for preset in [p for p in (arg or "").split(",") if p]:
     if preset in ("vanilla", "partial", "full"):

@@ -43,7 +43,7 @@ def _value(v) -> str:
 class Progress:
   """Reports `done/total unit | rate | ETA | key=value ...` after every update (see the module docstring).
 
-  total: units of the whole loop (e.g. epochs to reach); start: units already done before this session
+  total: units of the whole loop (e.g. epochs to reach); start: units already done before this process started (a resumed run)
   (resume); stream: default sys.stderr at creation; tty: redraw in place (default: stream.isatty()).
   """
 

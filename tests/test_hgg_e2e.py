@@ -247,7 +247,7 @@ def test_flat_table_source_and_root_output(tmp_path):
   io.write_parquet(path, cols)
   config = _config(**{"data.source": path, "data.columns": "fake_pt=g2_pt", "data.extra_columns": ("evt",),
                       "output.format": "root", "output.validation": False, "train.epochs": 2,
-                      "relative_to_jet": True, "dctr.enabled": True, "dctr.n_epochs": 2})
+                      "relative_to_jet": True, "dctr.enabled": True, "dctr.train.epochs": 2})
   metrics = hgg.run(config, str(tmp_path / "run"))
   assert metrics["n_sr_train"] == 512
   out, meta = io.read_root(str(tmp_path / "run" / "ganed_cr.root"))

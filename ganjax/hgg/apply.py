@@ -75,11 +75,9 @@ def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key, on_
   generated = {**{c: prep.train[c] for c in cond_names}, **g_phys}
   cfg = reweight.default_config()
   cfg.columns = list(gen_names) + list(cond_names)
-  cfg.model.hidden = config.dctr.hidden
-  cfg.train.epochs = config.dctr.n_epochs
-  cfg.train.batch_size = config.dctr.batch_size
-  cfg.train.optimizer.learning_rate = config.dctr.learning_rate
-  cfg.clip, cfg.calibrate = config.dctr.clip, config.dctr.calibrate
+  overrides = config.dctr.to_dict()
+  overrides.pop("enabled")
+  cfg.update_from_flattened_dict({k: v for k, v in _flatten(overrides).items()})
   cfg.seed = config.seed
   apply_to = {**{c: ganed[c] for c in cond_names}, **{c: ganed["gan_" + c] for c in gen_names}}
   w, report = reweight.reweight(prep.train, generated, cfg, apply_to=apply_to)
@@ -88,3 +86,14 @@ def apply_dctr(config, prep: Prepared, params_g, generate, ganed: dict, key, on_
   obs = observable_report({c: prep.test[c] for c in validation.HGG_OBSERVABLES}, ganed_view, w,
                           validation.HGG_OBSERVABLES, n_bins=config.output.s2_bins)
   return {"classifier": {k: v for k, v in report.items() if k != "history"}, **obs}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  """{"a": {"b": 1}} -> {"a.b": 1}."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
