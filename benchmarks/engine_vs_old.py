@@ -66,6 +66,88 @@ state = ens.init(engine.member_keys(0, M))
 compiled, compile_s = aot(ens.segment_jit, state, x, 20 * spe)
 args, member_steps = (state, x), M * 20 * spe
 """),
+    "hgg": (
+        """
+from configs import hgg as hc
+from ganjax import hgg
+from ganjax.data import gjets
+import tempfile
+c = hc.get_config("quick"); c.train.devices = 1
+ev = gjets.simulate(c.data.n_events, seed=0, params=hgg.region_params(c)); sr, cr = gjets.split_regions(ev)
+run = hgg.setup_run(c, tempfile.mkdtemp(), regions=(sr, cr, "sim"))
+seg = jax.jit(run.fns.train_segment, static_argnums=3)
+state, key = run.fns.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1)
+compiled, compile_s = aot(seg, state, key, run.data, 2)
+args, member_steps = (state, key, run.data), 2 * run.fns.steps_per_epoch
+""",
+        """
+from configs import hgg as hc
+from ganjax import hgg
+from ganjax.data import gjets
+import tempfile
+c = hc.get_config("quick"); c.train.devices = 1
+ev = gjets.simulate(c.data.n_events, seed=0, params=hgg.region_params(c)); sr, cr = gjets.split_regions(ev)
+st = hgg.setup(c, tempfile.mkdtemp(), regions=(sr, cr, "sim"))
+spe = st.train.spec.sampler.steps_per_epoch
+seg = jax.jit(st.train.train_segment, static_argnums=2)
+state = st.train.init(jax.random.PRNGKey(0))
+compiled, compile_s = aot(seg, state, st.data, 2 * spe)
+args, member_steps = (state, st.data), 2 * spe
+"""),
+    "dctr": (
+        """
+from configs import dctr_toys as dc
+from ganjax.data.dctr_toys import get_toy
+from ganjax.train.small_gan import make_train
+c = dc.get_config("grid")
+init, seg, _ = make_train(c.gan)
+x = get_toy(c.toy).sample(jax.random.PRNGKey(0), c.n_truth)
+state = init(jax.random.PRNGKey(1), x)
+compiled, compile_s = aot(seg, state, jax.random.PRNGKey(2), x, 1000)
+args, member_steps = (state, jax.random.PRNGKey(2), x), 1000
+""",
+        """
+from configs import dctr_toys as dc
+from ganjax import engine
+from ganjax.data.dctr_toys import get_toy
+from ganjax.dctr import gan
+c = dc.get_config("grid")
+x = get_toy(c.data.toy).sample(jax.random.PRNGKey(0), c.data.n_truth)
+shift, scale = gan.standardization(x, bool(c.gan.model.standardize))
+train = engine.make_train(gan.make_spec(c.gan, x.shape[1], shift, scale))
+state = jax.jit(train.init)(gan.init_keys(jax.random.PRNGKey(1), jax.random.PRNGKey(2)))
+seg = jax.jit(train.train_segment, static_argnums=2)
+compiled, compile_s = aot(seg, state, x, 1000)
+args, member_steps = (state, x), 1000
+"""),
+    "zmumu": (
+        """
+from configs import zmumu as zc
+from ganjax.train import asg
+c = zc.get_config("reduced")
+mod = asg.analysis_module(c.analysis); table = mod.load(c)
+split = asg.split_table(table, c.val_frac, c.test_frac, c.seed)
+data = asg.make_data(c, split.train, mod.DERIVED); tr = asg.make_train(c, mod.DERIVED)
+M = c.n_members
+state = jax.jit(jax.vmap(tr.init))(jax.random.split(jax.random.PRNGKey(0), M))
+seg = jax.jit(jax.vmap(tr.train_segment, in_axes=(0, None)))
+compiled, compile_s = aot(seg, state, data)
+args, member_steps = (state, data), M * c.segment_steps
+""",
+        """
+from configs import zmumu as zc
+from ganjax.asg.data import analysis_module, make_data, split_table
+from ganjax.asg.train import make_members
+c = zc.get_config("reduced")
+mod = analysis_module(c.analysis); table = mod.load(c)
+split = split_table(table, c.data.val_frac, c.data.test_frac, c.seed)
+data = make_data(c, split.train, mod.DERIVED)
+members = make_members(c, mod.DERIVED)
+M = c.n_members
+state = members.init(jax.random.split(jax.random.PRNGKey(0), M))
+compiled, compile_s = aot(members.segment_jit, state, data, 500)
+args, member_steps = (state, data), M * 500
+"""),
 }
 
 _EPILOGUE = textwrap.dedent("""

@@ -31,3 +31,22 @@ def load_config(spec: str, **overrides):
     node[leaf] = value
   config.lock()
   return config
+
+
+def tb_scalars(logdir) -> list[tuple[str, int, float]]:
+  """Every scalar (tag, step, value) of the TensorBoard event files in `logdir`, read with tensorboardX's own
+  protobuf (TFRecord framing: 8-byte length, 4-byte CRC, the Event, 4-byte CRC)."""
+  import struct
+
+  from tensorboardX.proto import event_pb2
+  out = []
+  for name in sorted(os.listdir(logdir)):
+    with open(os.path.join(logdir, name), "rb") as f:
+      data = f.read()
+    i = 0
+    while i < len(data):
+      (n,) = struct.unpack("<Q", data[i:i + 8])
+      event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+      out += [(v.tag, int(event.step), float(v.simple_value)) for v in event.summary.value]
+      i += 12 + n + 4
+  return out

@@ -3,7 +3,6 @@ best selection, NaN stop, SIGTERM, TensorBoard."""
 
 import os
 import signal
-import struct
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +10,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from conftest import tb_scalars
 
 from ganjax import engine
 from ganjax.engine import driver, losses
@@ -183,22 +183,8 @@ def test_driver_keeps_each_members_argmin_and_resumes(tmp_path):
   jax.tree.map(lambda u, v: np.testing.assert_array_equal(u, v), res.also, resumed.also)
   assert [dict(r, seconds=0) for r in resumed.history] == [dict(r, seconds=0) for r in res.history]
   # TensorBoard scalars: per member and the mean, readable with tensorboardX's own protobuf
-  tags = _tb_tags(tmp_path / "a" / "tb")
+  tags = {t for t, _, _ in tb_scalars(tmp_path / "a" / "tb")}
   assert {"score/mean", "score/member_0", "score/member_1", "fit_a_loss/member_1"} <= tags
-
-
-def _tb_tags(logdir) -> set:
-  from tensorboardX.proto import event_pb2
-  tags = set()
-  for name in os.listdir(logdir):
-    data = (logdir / name).read_bytes()
-    i = 0
-    while i < len(data):
-      (n,) = struct.unpack("<Q", data[i:i + 8])
-      ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
-      tags |= {v.tag for v in ev.summary.value}
-      i += 12 + n + 4
-  return tags
 
 
 def test_driver_nan_member_is_dropped_and_all_nan_stops(tmp_path):

@@ -8,12 +8,10 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, load_config
+from conftest import ROOT, load_config, tb_scalars
 
-from ganjax import engine
 from ganjax.data.dctr_toys import get_toy
 from ganjax.dctr import gan
 from ganjax.engine import losses
@@ -184,7 +182,6 @@ def main_run(tmp_path_factory):
 
 
 def test_main_end_to_end(main_run, tmp_path):
-  from ganjax import tblog
   workdir, m = main_run
   for f in ("metrics.json", "config.json", "densities.png", "weights.png", "observables.png", "summary.png"):
     assert (workdir / f).stat().st_size > 0, f
@@ -194,12 +191,10 @@ def test_main_end_to_end(main_run, tmp_path):
   assert np.isfinite(s["median_s2_ratio"]) and np.isfinite(s["median_r_weighted"])
   assert m["reweight"]["weights"]["mean"] == pytest.approx(1.0) and len(m["reweight"]["val_loss"]) == 3
   # TensorBoard: the GAN's segment-mean losses every 20 steps, the reweighter's held-out loss every epoch
-  events = os.listdir(workdir / "tb")
-  d_mean = [(s_, v) for t, s_, v in tblog.read_scalars(str(workdir / "tb" / events[0])) if t == "d_loss_mean"]
+  d_mean = [(s_, v) for t, s_, v in tb_scalars(workdir / "tb") if t == "d_loss_mean"]
   assert [s_ for s_, _ in d_mean] == list(range(20, 201, 20))
   assert m["gan"]["d_loss_last10pct"] == pytest.approx(d_mean[-1][1], rel=1e-6)
-  rw_events = os.listdir(workdir / "reweight" / "tb")
-  val = [v for t, _, v in tblog.read_scalars(str(workdir / "reweight" / "tb" / rw_events[0])) if t == "val_loss"]
+  val = [v for t, _, v in tb_scalars(workdir / "reweight" / "tb") if t == "val_loss"]
   np.testing.assert_allclose(val, m["reweight"]["val_loss"], rtol=1e-6)
   pooled = combine_script.combine([str(workdir)], str(tmp_path / "all"))
   assert pooled["n_observables"] == 2 and (tmp_path / "all" / "summary.png").exists()

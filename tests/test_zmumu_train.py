@@ -6,14 +6,13 @@ import importlib
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, load_config
+from conftest import ROOT, load_config, tb_scalars
 from scipy import stats
 
 from ganjax.asg import data as adata
@@ -124,19 +123,6 @@ def test_selection_is_argmin_of_validation_ks_with_that_steps_generator(full_run
   np.testing.assert_allclose(cols["E1"], np.asarray(gen["E1"]), rtol=1e-6)
 
 
-def _tb_scalars(path: str) -> list[tuple[str, int, float]]:
-  """(tag, step, value) of a TensorBoard event file (TFRecords of Event protos, read with tensorboardX's)."""
-  from tensorboardX.proto import event_pb2
-
-  data, i, out = open(path, "rb").read(), 0, []
-  while i < len(data):
-    (n,) = struct.unpack("<Q", data[i:i + 8])
-    ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
-    out += [(v.tag, ev.step, v.simple_value) for v in ev.summary.value]
-    i += 12 + n + 4
-  return out
-
-
 def test_full_model_outputs_and_tensorboard(full_run):
   config, workdir, out = full_run
   assert os.path.exists(os.path.join(workdir, "metrics.json"))
@@ -146,7 +132,7 @@ def test_full_model_outputs_and_tensorboard(full_run):
   assert out["n_events"]["train"] + out["n_events"]["val"] + out["n_events"]["test"] == 10227
   files = [f for f in os.listdir(os.path.join(workdir, "tb")) if f.startswith("events.out.tfevents")]
   assert len(files) == 1
-  scalars = _tb_scalars(os.path.join(workdir, "tb", files[0]))
+  scalars = tb_scalars(os.path.join(workdir, "tb"))
   ks = [(step, v) for tag, step, v in scalars if tag == "ks_sum_val/member_0"]
   hist = json.load(open(os.path.join(workdir, "history.json")))
   assert [s for s, _ in ks] == [10, 20, 30, 40]

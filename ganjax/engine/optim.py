@@ -47,7 +47,7 @@ def check(cfg) -> list[str]:
   if float(_get(cfg, "weight_decay", 0.0)) < 0:
     problems.append(f"train.optimizer.weight_decay must be >= 0, got {_get(cfg, 'weight_decay', None)}")
   if int(_get(cfg, "decay_length", 0)) < 0:
-    problems.append(f"train.optimizer.decay_length must be >= 0 (0 = the whole training)")
+    problems.append("train.optimizer.decay_length must be >= 0 (0 = the whole training)")
   if schedule == "staircase" and int(_get(cfg, "decay_every", 0)) < 1:
     problems.append("train.optimizer.decay_every must be >= 1 for the staircase schedule")
   return problems
