@@ -228,3 +228,15 @@ def test_root_round_trip_property(arrays):
   for k, v in cols.items():
     assert got[k].dtype == v.dtype
     np.testing.assert_array_equal(got[k], v)
+
+
+def test_config_data_defaults_agree_with_the_library():
+  """configs/hgg.py writes the data defaults out (configs import nothing from ganjax); they must be the
+  library's (sources.DEFAULT_OPTIONS, from nanoaod.Selection and gjets.GJetsParams)."""
+  from conftest import load_config
+  data = load_config("hgg").data
+  shared = [k for k in sources.DEFAULT_OPTIONS if k in data]
+  assert len(shared) >= 15
+  for k in shared:
+    want = sources.DEFAULT_OPTIONS[k]
+    assert (tuple(data[k]) if isinstance(want, tuple) else data[k]) == want, k

@@ -58,9 +58,10 @@ class Selection:
 
   mode: str = "mc"                    # "mc": prompt/fake by genPartFlav; "data": by ID ordering
   id_branch: str = "Photon_mvaID"     # the photon ID score that defines SR/CR
-  sr_id_min: float = 0.0              # SR: fake ID > sr_id_min
-  cr_id_floor: float = -0.9           # CR: cr_id_floor < fake ID <= sr_id_min
-  prompt_id_min: float = -0.2         # prompt photon ID > prompt_id_min
+  # The regions' thresholds default to the simulator's (gjets.GJetsParams), written there once.
+  sr_id_min: float = gjets.GJetsParams.sr_id_min          # SR: fake ID > sr_id_min
+  cr_id_floor: float = gjets.GJetsParams.cr_id_floor      # CR: cr_id_floor < fake ID <= sr_id_min
+  prompt_id_min: float = gjets.GJetsParams.prompt_id_min  # prompt photon ID > prompt_id_min
   prompt_flavours: tuple = (1,)       # mc: Photon_genPartFlav values of the prompt photon
   fake_flavours: tuple = (0,)         # mc: Photon_genPartFlav values of the fake (0 = unmatched)
   data_prompt: str = "higher_id"      # data: "higher_id" or "leading_pt" of the two leading-pT candidates

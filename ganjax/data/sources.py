@@ -22,28 +22,15 @@ import numpy as np
 
 from ganjax.data import gjets, nanoaod, tables
 
-# Every option with its default (the proposed config.data.* fields; see docs/data_sources.md).
+# Every option with its default (the config.data.* fields; see docs/data_sources.md). The region thresholds
+# and the NanoAOD selection take their defaults from nanoaod.Selection (which takes the thresholds from
+# gjets.GJetsParams): each default is written once; configs/hgg.py repeats them (configs import nothing from
+# ganjax) and a test checks that it agrees.
 DEFAULT_OPTIONS: dict[str, Any] = {
     "format": "auto",            # auto | nanoaod | table  (auto: .root with Photon_pt in the tree -> nanoaod)
     "tree": "",                  # ROOT tree or HDF5 group/dataset ("": "Events" for NanoAOD, the only tree)
     "max_events": 0,             # NanoAOD: read at most this many events (0: all)
-    # Photon-ID regions (NanoAOD and flat tables).
-    "sr_id_min": 0.0,            # SR: fake ID > sr_id_min
-    "cr_id_floor": -0.9,         # CR: cr_id_floor < fake ID <= sr_id_min
-    "prompt_id_min": -0.2,       # prompt photon ID > prompt_id_min
-    "preselection": True,        # H->gg-like preselection of gjets.preselection (mass window, pT/m, acceptance)
-    "extra_columns": (),         # per-event branches/columns carried into the tables (e.g. ("event",))
-    # NanoAOD only (fields of nanoaod.Selection).
-    "mode": "mc",                # mc (prompt/fake by Photon_genPartFlav) | data (by ID ordering)
-    "id_branch": "Photon_mvaID",
-    "prompt_flavours": (1,),     # mc: genPartFlav of the prompt photon
-    "fake_flavours": (0,),       # mc: genPartFlav of the fake (0 = unmatched: from a jet)
-    "data_prompt": "higher_id",  # data: higher_id | leading_pt (of the two leading-pT candidates)
-    "no_jet": "drop",            # fake with Photon_jetIdx = -1: drop | nearest (jet nearest in dR)
-    "photon_pt_min": 0.0,
-    "jet_pt_min": 25.0,          # n_jets: pt > jet_pt_min, |eta| < jet_eta_max, dR(prompt) > jet_prompt_dr
-    "jet_eta_max": 4.7,
-    "jet_prompt_dr": 0.4,
+    **{f.name: f.default for f in dataclasses.fields(nanoaod.Selection)},  # regions, preselection, NanoAOD cuts
     # Flat tables only.
     "columns": "",               # {our name: file column} or "pho_pt=ph1_pt,fake_pt=ph2_pt" (unnamed: same name)
     "region_column": "",         # file column, nonzero = SR, zero = CR (no cuts then); "": split by fake ID
