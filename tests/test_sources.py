@@ -240,3 +240,17 @@ def test_config_data_defaults_agree_with_the_library():
   for k in shared:
     want = sources.DEFAULT_OPTIONS[k]
     assert (tuple(data[k]) if isinstance(want, tuple) else data[k]) == want, k
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("empty.parquet", b"", "the file is empty (0 bytes)"),
+    ("garbage.parquet", b"not a parquet file at all", "cannot be read as a .parquet file"),
+    ("truncated.csv", b"", "the file is empty (0 bytes)"),
+    ("header.csv", b"pho_pt,pho_eta,pho_phi,pho_id,fake_pt,fake_eta,fake_phi,fake_id\n", "table is empty (no rows)"),
+])
+def test_unreadable_files_name_the_file(tmp_path, name, content, message):
+  path = tmp_path / name
+  path.write_bytes(content)
+  with pytest.raises(ValueError) as e:
+    sources.load_source(str(path), {})
+  assert str(e.value).startswith(str(path)) and message in str(e.value)

@@ -77,6 +77,27 @@ def _open_h5(path: str):
   return h5py.File(path, "r")
 
 
+def _readable(fn):
+  """A reader whose failures on an unreadable file (empty, truncated, not of its format) are one ValueError
+  naming the file, instead of the format library's own exception."""
+  import functools
+
+  @functools.wraps(fn)
+  def wrapped(path, *args, **kwargs):
+    if os.path.exists(path) and os.path.isfile(path) and os.path.getsize(path) == 0:
+      raise ValueError(f"{path}: the file is empty (0 bytes)")
+    try:
+      return fn(path, *args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - pyarrow, uproot and h5py each raise their own kinds
+      if isinstance(e, ValueError) and str(e).startswith(str(path)):
+        raise  # ours: it names the file already
+      text = " ".join(str(e).split())[:200] or type(e).__name__
+      raise ValueError(f"{path}: cannot be read as a {os.path.splitext(path)[1] or 'table'} file ({text})") from e
+
+  return wrapped
+
+
+@_readable
 def list_columns(path: str, tree: str | None = None) -> list[str]:
   """Column names of a CSV / parquet / ROOT / HDF5 table, without reading its data."""
   if not os.path.exists(path):
@@ -99,6 +120,7 @@ def list_columns(path: str, tree: str | None = None) -> list[str]:
   raise ValueError(f"{path}: unknown table format (expected {_FORMATS})")
 
 
+@_readable
 def _read_columns(path: str, wanted: Sequence[str] | None, tree: str | None) -> dict[str, np.ndarray]:
   """Read the wanted source columns (all if None) after checking that they exist."""
   lower = path.lower()
@@ -184,6 +206,8 @@ def read_table(path: str, columns: Sequence[str] | None = None, rename: Mapping[
     missing = [k for k in rename if k not in cols]
     if missing:
       raise ValueError(f"{path}: column(s) {missing} not found; available columns: {list(cols)}")
+  if not cols or len(next(iter(cols.values()))) == 0:
+    raise ValueError(f"{path}: table is empty (no rows)")
   out: dict[str, np.ndarray] = {}
   for name, arr in cols.items():
     arr = np.asarray(arr)
