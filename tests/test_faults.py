@@ -132,3 +132,48 @@ def test_workdir_that_is_a_file_is_bad_input(tmp_path):
     io.claim_workdir(str(tmp_path / "f"), load_config("ganplify:test"))
   with pytest.raises(BadInputError, match="is a file, not a directory"):
     io.claim_workdir(str(tmp_path / "f" / "w"), load_config("ganplify:test"))
+
+
+@pytest.fixture(scope="module")
+def hgg_regions():
+  from ganjax.data import gjets
+  return gjets.split_regions(gjets.simulate(6_000, seed=0))
+
+
+def _bad_regions(sr, cr, case):
+  sr, cr = dict(sr), dict(cr)
+  if case == "string":
+    cr["fake_pt"] = np.array(["abc"] * len(cr["fake_pt"]), dtype=object)
+  elif case == "ragged":
+    cr["fake_pt"] = cr["fake_pt"][:-3]
+  elif case == "2d":
+    cr["fake_pt"] = np.stack([cr["fake_pt"], cr["fake_pt"]], 1)
+  elif case == "one_event_cr":
+    cr = {k: v[:1] for k, v in cr.items()}
+  elif case == "nan":
+    sr["jet_pt"] = sr["jet_pt"].copy()
+    sr["jet_pt"][:5] = np.nan
+  return sr, cr
+
+
+@pytest.mark.parametrize("case,message", [
+    ("string", "column 'fake_pt' is not numeric (e.g. the value 'abc')"),
+    ("ragged", "column 'fake_pt' has"),
+    ("2d", "column 'fake_pt' has shape"),
+    ("one_event_cr", "the CR has 1 events; the validation needs at least 40"),
+    ("nan", "non-finite values (NaN/inf) in 1 column(s)"),
+])
+def test_library_tables_are_checked_like_files(hgg_regions, tmp_path, case, message):
+  from ganjax import hgg
+  sr, cr = _bad_regions(*hgg_regions, case)
+  with pytest.raises(BadInputError) as e:
+    hgg.setup(load_config("hgg:test"), str(tmp_path), regions=(sr, cr, "tables"))
+  assert message in str(e.value) and "\n" not in str(e.value)
+  assert not (tmp_path / "config.json").exists()  # refused before the workdir is claimed
+
+
+def test_numeric_strings_become_numbers_not_string_columns():
+  from ganjax.hgg.checks import numeric_table
+  t = numeric_table({"n_jets": np.array(["2", "3.0", "0"]), "pt": np.array(["1.5", "2", "3"])}, "t")
+  assert t["n_jets"].dtype == np.int64 and t["n_jets"].tolist() == [2, 3, 0]
+  assert t["pt"].dtype == np.float64 and t["pt"].tolist() == [1.5, 2.0, 3.0]

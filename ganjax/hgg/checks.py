@@ -98,6 +98,47 @@ def check_members(config, members: Sequence[dict]) -> None:
     raise BadInputError(f"train.optimizer.b1 is not a hyperparameter of {config.train.optimizer.name}")
 
 
+MIN_CR_EVENTS = 40  # the validation's distance correlations use at least 2 subsamples of 20 events
+
+
+def numeric_table(table, name: str) -> dict:
+  """A library-path table (a dict of columns) checked like a file: 1D columns of one length; numbers, or
+  strings of numbers converted to numbers (integral values to int64), never strings in the outputs."""
+  if not hasattr(table, "items"):
+    raise BadInputError(f"{name}: expected a dict of columns, got {type(table).__name__}")
+  out, n, first = {}, None, None
+  for c, v in table.items():
+    try:
+      a = np.asarray(v)
+    except ValueError as e:  # ragged nested lists
+      raise BadInputError(f"{name}: column {c!r} is not a flat array ({' '.join(str(e).split())[:120]})") from e
+    if a.ndim != 1:
+      raise BadInputError(f"{name}: column {c!r} has shape {a.shape}; columns must be 1D (one value per event)")
+    if n is None:
+      n, first = a.shape[0], c
+    elif a.shape[0] != n:
+      raise BadInputError(f"{name}: column {c!r} has {a.shape[0]} rows, {first!r} has {n}")
+    if a.dtype.kind in "USO":
+      try:
+        f = a.astype(np.float64)
+      except (TypeError, ValueError):
+        bad = next((x for x in a.tolist() if not _is_number(x)), None)
+        raise BadInputError(f"{name}: column {c!r} is not numeric (e.g. the value {bad!r})") from None
+      a = f.astype(np.int64) if np.all(np.isfinite(f)) and np.all(f == np.round(f)) else f
+    elif a.dtype.kind not in "biuf":
+      raise BadInputError(f"{name}: column {c!r} is not numeric (dtype {a.dtype})")
+    out[c] = a
+  return out
+
+
+def _is_number(x) -> bool:
+  try:
+    float(x)
+    return True
+  except (TypeError, ValueError):
+    return False
+
+
 def check_table(table: dict, needed: Sequence[str], name: str) -> None:
   """Missing columns and NaN/inf values are reported by name and count."""
   missing = [c for c in needed if c not in table]

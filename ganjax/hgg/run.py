@@ -32,7 +32,8 @@ from ganjax.engine import driver
 from ganjax.engine.checkpoints import Checkpoints
 from ganjax.engine.errors import BadInputError
 from ganjax.hgg import apply, metric
-from ganjax.hgg.checks import check_config, check_members, check_table, required_columns
+from ganjax.hgg.checks import (MIN_CR_EVENTS, check_config, check_members, check_table, numeric_table,
+                               required_columns)
 from ganjax.hgg.ideal import ideal_reference
 from ganjax.hgg.prepare import Prepared, load_regions
 from ganjax.hgg.train import make_models, make_train, run_keys, set_member_hyperparams
@@ -64,12 +65,18 @@ def setup(config, workdir: str, regions=None) -> Setup:
   check_config(config)
   t0 = time.time()
   sr, cr, source = regions if regions is not None else load_regions(config)
+  if regions is not None:  # library tables: checked like files (1D, one length, numbers)
+    sr, cr = numeric_table(sr, f"{source} (SR)"), numeric_table(cr, f"{source} (CR)")
   needed = required_columns(config)
   for name, table in (("SR", sr), ("CR", cr)):
     n = len(next(iter(table.values()))) if table else 0
     if n == 0:
       raise BadInputError(f"{source}: the {name} is empty after selection")
     check_table(table, needed, f"{source} ({name})")
+  n_cr = len(cr[needed[0]])
+  if config.output.validation and min(n_cr, config.data.n_cr or n_cr) < MIN_CR_EVENTS:
+    raise BadInputError(f"{source}: the CR has {min(n_cr, config.data.n_cr or n_cr)} events; the validation "
+                        f"needs at least {MIN_CR_EVENTS} (or turn it off: --config.output.validation=False)")
   log(f"data: {source}: SR {len(sr[needed[0]])} events, CR {len(cr[needed[0]])} events ({time.time() - t0:.1f} s)")
   t0 = time.time()
   prep = Prepared(config, sr, cr)
