@@ -177,3 +177,23 @@ def test_numeric_strings_become_numbers_not_string_columns():
   t = numeric_table({"n_jets": np.array(["2", "3.0", "0"]), "pt": np.array(["1.5", "2", "3"])}, "t")
   assert t["n_jets"].dtype == np.int64 and t["n_jets"].tolist() == [2, 3, 0]
   assert t["pt"].dtype == np.float64 and t["pt"].tolist() == [1.5, 2.0, 3.0]
+
+
+def test_kill_9_at_random_moments_then_rerun_is_identical(tmp_path):
+  """SIGKILL at seeded random moments of a run (setup, compile, training, saves, outputs), then the same
+  command again: metrics.json equals an uninterrupted run's. The long version with 20 kills per method and
+  damaged checkpoints is benchmarks/faults.py (docs/reliability.md)."""
+  import random
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import faults
+
+  config = faults.CONFIGS["ganplify"]
+  rc, err, wall = faults.run_main(config, str(tmp_path / "ref"))
+  assert rc == 0, err[-2000:]
+  rng = random.Random(1)
+  for k in range(1):
+    work = str(tmp_path / f"kill{k}")
+    faults.run_main(config, work, kill_after=rng.uniform(0.5, wall))
+    rc, lines = faults.finish(config, work)
+    assert rc == 0, lines
+    assert faults.metrics(work) == faults.metrics(str(tmp_path / "ref"))
