@@ -10,9 +10,19 @@ import jax
 import jax.numpy as jnp
 
 
+def neg_log_d(logit: jax.Array) -> jax.Array:
+  """-ln d with d = sigmoid(logit): the cross-entropy of a real-labelled event, softplus(-logit)."""
+  return jax.nn.softplus(-logit)
+
+
+def neg_log_1md(logit: jax.Array) -> jax.Array:
+  """-ln(1 - d) with d = sigmoid(logit): the cross-entropy of a generated-labelled event, softplus(logit)."""
+  return jax.nn.softplus(logit)
+
+
 def bce(logit: jax.Array, label) -> jax.Array:
-  """Per-event binary cross-entropy of sigmoid(logit) against a label in [0, 1]."""
-  return label * jax.nn.softplus(-logit) + (1.0 - label) * jax.nn.softplus(logit)
+  """Per-event binary cross-entropy of sigmoid(logit) against a label in [0, 1] (noisy or smoothed labels)."""
+  return label * neg_log_d(logit) + (1.0 - label) * neg_log_1md(logit)
 
 
 def noisy_labels(key: jax.Array, n: int, real: bool, eps) -> jax.Array:

@@ -62,13 +62,13 @@ def make_spec(config, dim: int) -> engine.TrainSpec:
     lr, gr = losses.logits_and_input_grad(lambda x: disc.apply(params["d"], x, rngs={"dropout": k_real}), real)
     lf, gf = losses.logits_and_input_grad(lambda x: disc.apply(params["d"], x, rngs={"dropout": k_fake}), fake)
     omega = losses.roth_penalty(lr, gr, lf, gf)
-    loss = losses.bce(lr, 1.0).mean() + losses.bce(lf, 0.0).mean() + 0.5 * t.gp_gamma * omega
+    loss = losses.neg_log_d(lr).mean() + losses.neg_log_1md(lf).mean() + 0.5 * t.gp_gamma * omega
     return loss, {"real": jax.nn.sigmoid(lr).mean(), "fake": jax.nn.sigmoid(lf).mean(), "omega": omega}
 
   def g_loss(params, _batch, ctx):
     kg, kd = jax.random.split(jax.random.split(ctx.key, 5)[4])
     logits = disc.apply(params["d"], generate(params["g"], kg, bs), rngs={"dropout": kd})
-    return losses.generator_nonsaturating(logits), {}
+    return losses.neg_log_d(logits).mean(), {}  # -mean ln D(G(z)), non-saturating
 
   def keys(key, epoch, steps_S):
     k_steps = jax.random.fold_in(key, 1)
