@@ -94,6 +94,8 @@ def test_losses_against_references():
   ref = l64 * np.logaddexp(0, -x64) + (1 - l64) * np.logaddexp(0, x64)  # -l ln p - (1 - l) ln(1 - p)
   np.testing.assert_allclose(losses.bce(logit, label), ref, rtol=1e-5)
   np.testing.assert_array_equal(losses.bce(logit, label), optax.sigmoid_binary_cross_entropy(logit, label))
+  np.testing.assert_allclose(losses.neg_log_d(logit), np.logaddexp(0, -x64), rtol=1e-6)   # -ln sigmoid(x)
+  np.testing.assert_allclose(losses.neg_log_1md(logit), np.logaddexp(0, x64), rtol=1e-6)  # -ln(1 - sigmoid(x))
   w = jnp.asarray([[1.0, -2.0]])
   x = jnp.asarray([[0.5, 1.0], [2.0, -1.0]])
   np.testing.assert_allclose(losses.r1_penalty(lambda v: (v * w).sum(-1) ** 2, x),
