@@ -180,7 +180,7 @@ def test_numeric_strings_become_numbers_not_string_columns():
 
 
 def test_kill_9_at_random_moments_then_rerun_is_identical(tmp_path):
-  """SIGKILL at seeded random moments of a run (setup, compile, training, saves, outputs), then the same
+  """python -m ganjax.main on the amplification test preset writes its outputs; SIGKILL at seeded random moments of a run (setup, compile, training, saves, outputs), then the same
   command again: metrics.json equals an uninterrupted run's. The long version with 20 kills per method and
   damaged checkpoints is benchmarks/faults.py (docs/reliability.md)."""
   import random
@@ -190,6 +190,9 @@ def test_kill_9_at_random_moments_then_rerun_is_identical(tmp_path):
   config = faults.CONFIGS["ganplify"]
   rc, err, wall = faults.run_main(config, str(tmp_path / "ref"))
   assert rc == 0, err[-2000:]
+  m = json.loads((tmp_path / "ref" / "metrics.json").read_text())  # the amplification run through ganjax.main
+  assert set(m["amplification"]) == {"x_10", "x_20", "x_50"}
+  assert os.listdir(tmp_path / "ref" / "tb") and (tmp_path / "ref" / "mse.png").exists()
   rng = random.Random(1)
   for k in range(1):
     work = str(tmp_path / f"kill{k}")
