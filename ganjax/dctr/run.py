@@ -55,24 +55,6 @@ def _columns(x_NxD: np.ndarray) -> dict[str, np.ndarray]:
   return {f"x{i}": np.asarray(x_NxD[:, i]) for i in range(x_NxD.shape[1])}
 
 
-def _segment_losses(members):
-  """members whose segment also remembers its per-step losses, and an evaluate hook that returns their
-  segment means (d_loss_mean, g_loss_mean), so the history (saved with every checkpoint) holds the mean
-  GAN losses of every segment, not only the last step's."""
-  last = {}
-
-  def segment(state, data, n_steps):
-    state, metrics = members.segment(state, data, n_steps)
-    last.update(metrics)
-    return state, metrics
-
-  def evaluate(_state, _step):
-    return {f"{k}_mean": np.array([np.asarray(v)[j].mean() for j in range(np.shape(v)[0])])
-            for k, v in last.items() if k in ("d_loss", "g_loss")}
-
-  return members._replace(segment=segment), evaluate
-
-
 def _tail_mean(history: list, name: str, total: int) -> float:
   """Mean of a per-segment mean loss over the segments that cover the last 10% of the steps."""
   tail = max(1, total // 10)
@@ -88,9 +70,9 @@ def train_gan(config, x_truth, keys: dict, workdir: str | None,
   """(generator state, driver Result) of the GAN trained on x_truth (resumed from workdir if there)."""
   g, dim = config.gan, x_truth.shape[1]
   shift, scale = gan.standardization(x_truth, bool(g.model.standardize))
-  members, evaluate = _segment_losses(gan.make_members(g, dim, shift, scale))
+  members = gan.make_members(g, dim, shift, scale)
   loop = driver.Loop(members, x_truth, total_steps=int(g.train.steps), segment_steps=int(g.train.eval_every),
-                     evaluate=evaluate, keep=gan.generator_state, name="dctr-gan")
+                     mean_metrics=("d_loss", "g_loss"), keep=gan.generator_state, name="dctr-gan")
   state0 = members.init(gan.init_keys(keys["gan_init"], keys["gan_train"])[None])
   result = driver.run(loop, state0, workdir, on_segment_end=on_segment_end)
   return jax.tree.map(lambda a: a[0], gan.generator_state(result.state)), result

@@ -50,6 +50,7 @@ class Loop(NamedTuple):
   aux: Any = None                    # arrays saved with every checkpoint (e.g. fitted transforms)
   name: str = "ganjax"               # progress label
   checkpoint_every_s: float = 0.0    # save at most this often (0: every segment); always at the end and on stop
+  mean_metrics: tuple = ()           # training metrics also recorded as their segment mean, f"{name}_mean"
   log_members: int = 8               # per-member TensorBoard scalars for at most this many members
 
 
@@ -205,7 +206,8 @@ def run(loop: Loop, state, workdir: str | None = None,
         if (diverged_at >= 0).all():
           raise _diverged(metrics, newly, step - n, spe, unit, best, workdir)
         record = {"step": step, "epoch": step // spe, "seconds": seconds,
-                  **{k: v[:, -1].tolist() for k, v in metrics.items()}}
+                  **{k: v[:, -1].tolist() for k, v in metrics.items()},
+                  **{f"{k}_mean": metrics[k].mean(1).tolist() for k in loop.mean_metrics}}
         if loop.evaluate is not None:
           ev = {k: np.asarray(v, np.float64).reshape(n_members) for k, v in loop.evaluate(state, step).items()}
           record.update({k: v.tolist() for k, v in ev.items()})
