@@ -1,10 +1,16 @@
-"""Test-wide JAX settings (CPU, fast compiles: the suite is compile-bound on 2 cores) and the one way tests
+"""Test-wide JAX settings (CPU, fast compiles, one compilation cache: the suite is compile-bound on 2 cores) and the one way tests
 load a config: load_config("hgg:test", **{"train.epochs": 2})."""
 
 import importlib.util
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One persistent compilation cache for the whole session: the pytest-xdist workers and the main-job
+# subprocesses of the end-to-end tests compile the same small programs again and again.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"ganjax-tests-jax-cache-{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 import jax  # noqa: E402
 
