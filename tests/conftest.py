@@ -1,5 +1,5 @@
-"""Test-wide JAX settings (CPU, fast compiles, one compilation cache: the suite is compile-bound on 2 cores) and the one way tests
-load a config: load_config("hgg:test", **{"train.epochs": 2})."""
+"""Test-wide JAX settings (CPU, fast compiles, one compilation cache: the suite is compile-bound on 2 cores)
+and the one way tests load a config: load_config("hgg:test", **{"train.epochs": 2})."""
 
 import importlib.util
 import os
