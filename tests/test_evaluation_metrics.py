@@ -220,3 +220,31 @@ def test_event_bootstrap_matches_brute_force_resampling_and_delta_method():
   assert r["per_bin"]["n_bins"] == n_bins and r["per_bin"]["chi2"] < 3 * n_bins
   d = event_bootstrap.difference(real, gen, gen, n_bins, n_boot=20)
   assert d["value"] == 0 and d["error"] == 0
+
+
+# ----------------------------------------------------------------------------- the shared summary table
+
+
+def test_summary_table_flags_a_shift_and_passes_the_truth():
+  from ganjax import evaluation
+  rng = np.random.default_rng(9)
+  cols = ["a", "b"]
+  table = lambda x: {c: x[:, i] for i, c in enumerate(cols)}
+  truth, more = rng.normal(size=(1500, 2)), rng.normal(size=(3000, 2))
+  cfg = two_sample.default_config(2)
+  cfg.train.epochs, cfg.train.batch_size, cfg.model.hidden = 20, 64, (16,)
+  good = evaluation.summary(table(rng.normal(size=(1500, 2))), table(truth), cols, truth_null=table(more),
+                            classifier=False, kpd_batch_size=500)
+  bad = evaluation.summary(rng.normal(size=(1500, 2)) + [0.5, 0], truth, truth_null=more, classifier_config=cfg,
+                           kpd_batch_size=500, generated_weights=np.ones(1500))
+  assert good["null_sizes"] == [1500, 1500] and bad["weighted"]
+  rows_good = {r["statistic"]: r for r in good["rows"]}
+  rows_bad = {r["statistic"]: r for r in bad["rows"]}
+  assert len(rows_bad) == 6 and set(rows_good) < set(rows_bad)
+  for name in ("classifier AUC", "classifier JSD (ln2 - BCE, nats)", "FPD (N -> inf)", "mean W1 per feature"):
+    assert not rows_bad[name]["compatible"], name
+  assert sum(r["compatible"] for r in good["rows"]) >= 2  # at 2 sigma one of three may fluctuate
+  assert abs(rows_bad["classifier AUC"]["null_mean"] - 0.5) < 3 * rows_bad["classifier AUC"]["null_std"]
+  assert "| classifier AUC |" in evaluation.format_table(bad)
+  with pytest.raises(ValueError, match="generated: missing columns"):
+    evaluation.summary({"a": truth[:, 0]}, table(truth), cols)

@@ -138,8 +138,8 @@ def classifier_test(x_truth_NxD, x_gen_MxD, w_gen_M=None, *, config: ml_collecti
                     test_fraction: float = 0.5, n_boot: int = 50, seed: int = 0) -> dict:
   """Train the classifier on (1 - test_fraction) of each sample and evaluate on the rest.
 
-  Returns {"auc", "auc_error", "jsd", "jsd_error", "weights": weight_distribution, "platt", "fit": the
-  reweighter's report, sizes}. Errors: std over n_boot bootstrap replicas of the test events (the
+  Returns {"auc", "auc_error", "jsd", "jsd_error", "weights": weight_distribution, "weights_error" (of its
+  fraction outside [1/2, 2]), "platt", "fit": the reweighter's report, sizes}. Errors: std over n_boot bootstrap replicas of the test events (the
   classifier and the Platt parameters fixed).
   """
   from ganjax.dctr import reweight
@@ -157,15 +157,18 @@ def classifier_test(x_truth_NxD, x_gen_MxD, w_gen_M=None, *, config: ml_collecti
   w_test = wg[tg]
   value_auc = auc(s_t, s_g, None, w_test)
   jsd, (a, b) = calibrated_jsd(s_t, s_g, None, w_test, seed)
-  boot_auc, boot_jsd = [], []
+  tail_g = (np.abs(a * s_g + b) > LN2).astype(np.float64)
+  boot_auc, boot_jsd, boot_tail = [], [], []
   for _ in range(n_boot):  # test-set bootstrap, classifier fixed
     it, ig = rng.integers(0, len(s_t), len(s_t)), rng.integers(0, len(s_g), len(s_g))
     boot_auc.append(auc(s_t[it], s_g[ig], None, w_test[ig]))
     boot_jsd.append(LN2 - balanced_bce(s_t[it], s_g[ig], None, w_test[ig], a, b))
+    boot_tail.append(np.sum(w_test[ig] * tail_g[ig]) / np.sum(w_test[ig]))
   return {"auc": value_auc, "auc_error": float(np.std(boot_auc, ddof=1)),
           "auc_null_std": auc_null_std(len(s_t), len(s_g)),
           "jsd": jsd, "jsd_error": float(np.std(boot_jsd, ddof=1)),
-          "weights": weight_distribution(a * s_g + b, w_test), "platt": {"a": a, "b": b},
+          "weights": weight_distribution(a * s_g + b, w_test), "weights_error": float(np.std(boot_tail, ddof=1)),
+          "platt": {"a": a, "b": b},
           "n_truth_test": int(len(s_t)), "n_generated_test": int(len(s_g)),
           "fit": {k: report[k] for k in ("n_truth_train", "n_generated_train", "best_epoch", "temperature",
                                          "val_auc", "fit_seconds")}}

@@ -1,0 +1,162 @@
+"""One evaluation table for every method: a generated sample against the truth, each statistic with its null.
+
+  from ganjax import evaluation
+  table = evaluation.summary(generated, truth, columns, truth_null=more_truth, seed=0)
+  print(evaluation.format_table(table))
+
+Statistics (definitions and citations in docs/validation.md; implementations in ganjax/metrics/):
+  classifier AUC, calibrated JSD and the weight tails (CaloChallenge 2410.21611; Das et al. 2305.16774),
+  FPD (extrapolated to N -> inf) and KPD (Kansal et al. 2211.10295), the mean per-feature 1-Wasserstein
+  distance (features standardised by the truth's mean and std). Every statistic is computed on
+  (generated, truth) and on null pairs (truth, truth) of the same sizes, drawn without overlap from the truth
+  (and `truth_null`, an independent truth sample, when given); when the pool is too small for the two
+  sizes, both are scaled down by the same factor (reported as null_sizes; the size-dependent statistics,
+  W1 and the classifier's, then have a slightly wider null: conservative).
+Row: statistic, value, error, null mean, null std, compatible = |value - null mean| <= level * null std
+(level 2 by default). The null std is the spread over n_null null pairs (FPD, KPD, W1); for the classifier
+(one null training) it is the Mann-Whitney std for the AUC and the test-set bootstrap std otherwise.
+Generated weights (DCTR) weigh the classifier's training and scores, FPD's moments, KPD's pairs and W1.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ganjax.metrics import distances, two_sample
+
+ArrayOrTable = np.ndarray | Mapping[str, np.ndarray]
+
+
+def _matrix(x: ArrayOrTable, columns: Sequence[str] | None, name: str) -> np.ndarray:
+  """x_NxD from an array or a dict of 1D columns (ValueError naming the sample and column)."""
+  if isinstance(x, Mapping):
+    if columns is None:
+      raise ValueError(f"{name}: a table needs `columns`")
+    missing = [c for c in columns if c not in x]
+    if missing:
+      raise ValueError(f"{name}: missing columns {missing}")
+    x = np.stack([np.asarray(x[c], np.float64) for c in columns], 1)
+  x = np.asarray(x, np.float64)
+  if x.ndim == 1:
+    x = x[:, None]
+  if not np.all(np.isfinite(x)):
+    raise ValueError(f"{name}: {int(np.sum(~np.isfinite(x).all(1)))} rows hold NaN or inf")
+  return x
+
+
+def _null_pairs(pool: np.ndarray, n_t: int, n_g: int, n_pairs: int, rng) -> tuple[list, tuple[int, int]]:
+  """n_pairs disjoint (A, B) index pairs of sizes (n_t, n_g) from the pool, scaled down if it is too small."""
+  f = min(1.0, len(pool) / float(n_t + n_g))
+  a, b = max(2, int(n_t * f)), max(2, int(n_g * f))
+  pairs = []
+  for _ in range(n_pairs):
+    perm = rng.permutation(len(pool))
+    pairs.append((perm[:a], perm[a:a + b]))
+  return pairs, (a, b)
+
+
+def _row(name: str, value: float, error: float, null_vals: Sequence[float], null_std: float | None,
+         level: float, note: str = "") -> dict:
+  null_vals = np.asarray(null_vals, np.float64)
+  mean = float(null_vals.mean())
+  std = float(null_std if null_std is not None else null_vals.std(ddof=1))
+  return {"statistic": name, "value": float(value), "error": float(error), "null_mean": mean, "null_std": std,
+          "n_null": int(null_vals.size), "compatible": bool(abs(value - mean) <= level * std), "note": note}
+
+
+def summary(generated: ArrayOrTable, truth: ArrayOrTable, columns: Sequence[str] | None = None, *,
+            truth_null: ArrayOrTable | None = None, generated_weights: np.ndarray | None = None,
+            n_null: int = 3, level: float = 2.0, classifier: bool = True, classifier_config=None,
+            kpd_batch_size: int = 2000, max_events: int = 0, seed: int = 0) -> dict:
+  """The evaluation table (JSON-ready): {"rows": [...], "level", sizes, "per_feature_w1", "weights", ...}.
+
+  columns: the features (dict inputs); for the main job all 15 observables, conditioning included.
+  max_events: > 0 caps each sample (random subset) to bound the cost.
+  """
+  t0 = time.time()
+  rng = np.random.default_rng(seed)
+  xg = _matrix(generated, columns, "generated")
+  xt = _matrix(truth, columns, "truth")
+  wg = None if generated_weights is None else np.asarray(generated_weights, np.float64)
+  if wg is not None and (wg.shape != (len(xg),) or not np.all(np.isfinite(wg)) or np.any(wg < 0)):
+    raise ValueError(f"generated_weights: need {len(xg)} finite non-negative values")
+  if xg.shape[1] != xt.shape[1]:
+    raise ValueError(f"generated has {xg.shape[1]} features, truth {xt.shape[1]}")
+  pool = xt if truth_null is None else np.concatenate([xt, _matrix(truth_null, columns, "truth_null")])
+  if max_events:
+    keep_g = rng.permutation(len(xg))[:max_events]
+    xg, wg = xg[keep_g], (None if wg is None else wg[keep_g])
+    xt = xt[rng.permutation(len(xt))[:max_events]]
+    pool = pool[rng.permutation(len(pool))[:2 * max_events]]
+  mean, std = distances.standardizer(xt)
+  z = lambda x: (x - mean) / std
+  xg, xt, pool = z(xg), z(xt), z(pool)
+  pairs, null_sizes = _null_pairs(pool, len(xt), len(xg), n_null, rng)
+
+  def stats(a, b, wb, s):
+    return {"fpd": distances.fpd(a, b, None, wb, seed=s, n_boot=30),
+            "kpd": distances.kpd(a, b, None, wb, batch_size=kpd_batch_size, seed=s),
+            "w1": distances.wasserstein_features(a, b, None, wb, n_boot=10, seed=s)}
+
+  main = stats(xt, xg, wg, seed)
+  nulls = [stats(pool[ia], pool[ib], None, seed + 1 + i) for i, (ia, ib) in enumerate(pairs)]
+  rows = []
+  timing = {"distances": time.time() - t0}
+  if classifier:
+    t1 = time.time()
+    cfg = classifier_config or two_sample.default_config(xt.shape[1], seed)
+    c = two_sample.classifier_test(xt, xg, wg, config=cfg, seed=seed)
+    ia, ib = pairs[0]
+    c0 = two_sample.classifier_test(pool[ia], pool[ib], config=cfg, seed=seed + 1)
+    rows.append(_row("classifier AUC", c["auc"], c["auc_error"], [c0["auc"]], c["auc_null_std"], level,
+                     "null std: Mann-Whitney"))
+    rows.append(_row("classifier JSD (ln2 - BCE, nats)", c["jsd"], c["jsd_error"], [c0["jsd"]],
+                     c0["jsd_error"], level, "Platt-calibrated, cross-fitted"))
+    rows.append(_row("fraction of w=D/(1-D) outside [1/2, 2]", c["weights"]["fraction_outside_half_to_2"],
+                     c["weights_error"], [c0["weights"]["fraction_outside_half_to_2"]], c0["weights_error"], level))
+    timing["classifier"] = time.time() - t1
+  labels = {"fpd": "FPD (N -> inf)", "kpd": "KPD (MMD^2, cubic kernel)", "w1": "mean W1 per feature"}
+  for k, label in labels.items():
+    rows.append(_row(label, main[k]["value"], main[k]["error"], [n[k]["value"] for n in nulls],
+                     None if n_null >= 3 else float(np.mean([n[k]["error"] for n in nulls])), level))
+  w1_null = np.array([n["w1"]["per_feature"] for n in nulls])
+  out = {"rows": rows, "level": level, "compatible_rule": f"|value - null mean| <= {level:g} null std",
+         "n_generated": int(len(xg)), "n_truth": int(len(xt)), "null_sizes": list(null_sizes),
+         "weighted": wg is not None, "features": list(columns) if columns is not None else xt.shape[1],
+         "per_feature_w1": {"value": main["w1"]["per_feature"], "error": main["w1"]["per_feature_error"],
+                            "null_mean": w1_null.mean(0).tolist(),
+                            "null_std": (w1_null.std(0, ddof=1) if n_null > 1 else np.zeros(w1_null.shape[1])).tolist()},
+         "fpd_at_sizes": {"sizes": main["fpd"]["sizes"], "fd": main["fpd"]["fd_at_sizes"]}}
+  if classifier:
+    out["classifier"] = {"weights": c["weights"], "null_weights": c0["weights"], "fit": c["fit"],
+                         "null_fit": c0["fit"], "platt": c["platt"]}
+  timing["total"] = time.time() - t0
+  out["seconds"] = timing
+  return out
+
+
+def format_table(result: dict, title: str = "Generated vs truth") -> str:
+  """Markdown table of a summary: statistic | value +- error | null mean +- std | compatible?"""
+  lines = [f"### {title}", "",
+           f"{result['n_generated']} generated vs {result['n_truth']} true events; nulls: truth vs truth of "
+           f"sizes {result['null_sizes'][0]} and {result['null_sizes'][1]}"
+           f"{'; generated events weighted' if result['weighted'] else ''}; compatible: "
+           f"{result['compatible_rule']}.", "",
+           "| statistic | value | null (truth vs truth) | compatible? |", "|---|---|---|---|"]
+  for r in result["rows"]:
+    lines.append(f"| {r['statistic']} | {r['value']:.4g} +- {r['error']:.2g} | {r['null_mean']:.4g} +- "
+                 f"{r['null_std']:.2g} | {'yes' if r['compatible'] else 'NO'} |")
+  return "\n".join(lines) + "\n"
+
+
+def write_report(result: dict, path: str, title: str = "Generated vs truth") -> None:
+  """The table as markdown at `path` (atomic)."""
+  import os
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(format_table(result, title))
+  os.replace(tmp, path)
