@@ -152,11 +152,130 @@ def format_table(result: dict, title: str = "Generated vs truth") -> str:
   return "\n".join(lines) + "\n"
 
 
+def format_report(result: dict, title: str = "Generated vs truth") -> str:
+  """Markdown of a summary table, or of a dict of them (named sections) and truthless amplification."""
+  if "rows" in result:
+    return format_table(result, title)
+  parts = []
+  for key, sub in result.items():
+    if isinstance(sub, dict) and "rows" in sub:
+      parts.append(format_table(sub, f"{title}: {key}"))
+    elif key == "truthless_amplification" and sub:
+      parts.append(format_truthless(sub))
+  return "\n".join(parts)
+
+
 def write_report(result: dict, path: str, title: str = "Generated vs truth") -> None:
-  """The table as markdown at `path` (atomic)."""
+  """format_report(result) as markdown at `path` (atomic)."""
   import os
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
-    f.write(format_table(result, title))
+    f.write(format_report(result, title))
   os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- per-method glue
+
+
+def ganplify(config, toy, binnings, counts_B_MxK, generate, g_params_M, n_gen: int, n_events: int = 5000,
+             seed: int = 0) -> dict:
+  """The GANplifying toys: the summary table of member 0's events against the toy (n_events each, an
+  independent truth sample for the nulls), and per binning the averaging amplification without truth of the
+  ensemble (counts_B_MxK: each member's n_gen events per quantile bin) with its truth-based check (every
+  exact quantile bin holds 1/n_bins of the truth). n_events = 0: no summary table."""
+  import jax
+  from ganjax.metrics import truthless_amplification as ta
+  out = {"truthless_amplification": {}}
+  if n_events:
+    key = jax.random.PRNGKey(seed + 20_000)
+    p0 = jax.tree.map(lambda a: a[0], g_params_M)
+    x_gen = np.asarray(jax.jit(generate, static_argnums=2)(p0, jax.random.fold_in(key, 0), n_events))
+    x_truth = np.asarray(toy.sample(jax.random.fold_in(key, 1), n_events))
+    x_more = np.asarray(toy.sample(jax.random.fold_in(key, 2), 2 * n_events))
+    out["summary"] = summary(x_gen, x_truth, truth_null=x_more, seed=seed)
+  for b, counts in zip(binnings, counts_B_MxK):
+    counts = np.asarray(counts)
+    if counts.shape[0] < 2:
+      continue
+    r = ta.truth_check(counts, n_gen, np.full(b.n_bins, 1.0 / b.n_bins), int(config.data.n_train))
+    out["truthless_amplification"][b.name] = {"summary": ta.summary(r), "per_region": ta.to_json(r)}
+  return out
+
+
+def format_truthless(result: dict, title: str = "Amplification without truth (averaging)") -> str:
+  """Markdown: per binning the median [16%, 84%] over regions of the truthless and truth-based
+  amplification and the calibration (coverage of +-1 sigma, pull std)."""
+  lines = [f"### {title}", "",
+           "| binning | G member (truthless) | G member (truth) | G ensemble mean (truthless) | G model limit | "
+           "coverage ens. / member | pull std ens. |", "|---|---|---|---|---|---|---|"]
+  fmt = lambda d: f"{d['median']:.3g} [{d['p16']:.3g}, {d['p84']:.3g}]"
+  for name, r in result.items():
+    s = r["summary"]
+    lines.append(f"| {name} | {fmt(s['amplification_member'])} | {fmt(s['amplification_truth_member'])} | "
+                 f"{fmt(s['amplification_ensemble'])} | {fmt(s['amplification_model_limit'])} | "
+                 f"{s['coverage_ensemble']:.2f} / {s['coverage_member']:.2f} | {s['pull_ensemble_std']:.2f} |")
+  return "\n".join(lines) + "\n"
+
+
+def hgg(config, setup, params_g, ganed: Mapping[str, np.ndarray], n_boot: int = 200) -> dict:
+  """The main job: the event-bootstrap error of the test -2lnL at S = metric.n_samples (the S generations of
+  an event resampled with it; ganjax/metrics/event_bootstrap.py) and the summary table of the GANed CR
+  against the MC SR test set on the 15 observables of the validation (conditioning included; the SR
+  training events join the null pool), and with DCTR weights when the GANed CR carries them."""
+  import jax
+  import jax.numpy as jnp
+  from ganjax.hgg import metric
+  from ganjax.hgg.train import run_keys
+  from ganjax.metrics import event_bootstrap
+  from ganjax.validation import HGG_OBSERVABLES
+
+  t0 = time.time()
+  prep, n_bins, s_gen = setup.prep, int(config.metric.n_bins), int(config.metric.n_samples)
+  index_fn = jax.jit(metric.make_index_fn(setup.generator, config.model.latent_dim, prep.gen_names,
+                                          prep.metric_dims, prep.gen_qt, prep.metric_qt, n_bins,
+                                          config.metric.chunk, prep.relative, setup.mesh))
+  test_ev = setup.test_set[0]
+  k_test = run_keys(jax.random.PRNGKey(config.seed))[3]  # member 0's test key: the test -2lnL's latents
+  gen_idx = np.asarray(index_fn(params_g, k_test, test_ev, jnp.arange(s_gen)))[:, :test_ev.n_events].T
+  real_idx = metric.real_bin_index(prep.test, prep.metric_dims, prep.metric_qt, n_bins)
+  boot = event_bootstrap.neg2lnl(real_idx, gen_idx, n_bins ** len(prep.metric_dims), n_boot=n_boot,
+                                 seed=int(config.seed))
+  t1 = time.time()
+  view = {c: np.asarray(ganed.get("gan_" + c, ganed[c])) for c in HGG_OBSERVABLES}
+  out = {"test_nll_bootstrap": {"S": s_gen, **boot, "seconds": t1 - t0},
+         "summary": summary(view, prep.test, HGG_OBSERVABLES, truth_null=prep.train, seed=int(config.seed))}
+  if "dctr_weight" in ganed:
+    out["summary_dctr_weighted"] = summary(view, prep.test, HGG_OBSERVABLES, truth_null=prep.train,
+                                           generated_weights=np.asarray(ganed["dctr_weight"]),
+                                           seed=int(config.seed))
+  out["seconds"] = time.time() - t0
+  return out
+
+
+class WithinSigmaSelection:
+  """Best-model selection that treats differences within n_sigma event-bootstrap errors as ties, keeping
+  the earlier model: a new evaluation replaces a member's kept one only when
+      -2lnL(new) < -2lnL(kept) - n_sigma * sigma(new - kept),
+  sigma from the paired event bootstrap of both generators on the same validation events
+  (event_bootstrap.difference). Called by the evaluation hook with each member's current -2lnL and the
+  metric bins of its generated objects; returns (selection score, sigma) per member: the score is the
+  -2lnL when the new model is kept and +inf otherwise, so the driver's lowest-score rule follows this one.
+  Its memory (the kept models' bins) lives in the process: a resumed run starts it afresh."""
+
+  def __init__(self, real_idx_N, n_bins_total: int, n_sigma: float = 1.0, n_boot: int = 100, seed: int = 0):
+    self.real, self.n_bins, self.n_sigma, self.n_boot, self.seed = (np.asarray(real_idx_N), int(n_bins_total),
+                                                                    float(n_sigma), n_boot, seed)
+    self.kept_score, self.kept_idx = {}, {}
+
+  def __call__(self, nll_M, gen_idx_MxNxS) -> tuple[np.ndarray, np.ndarray]:
+    from ganjax.metrics import event_bootstrap
+    nll_M = np.asarray(nll_M, np.float64)
+    sel, err = np.full(len(nll_M), np.inf), np.zeros(len(nll_M))
+    for j, (v, idx) in enumerate(zip(nll_M, gen_idx_MxNxS)):  # members: a handful
+      if j in self.kept_idx and np.isfinite(v):
+        err[j] = event_bootstrap.difference(self.real, idx, self.kept_idx[j], self.n_bins, n_boot=self.n_boot,
+                                            seed=self.seed)["error"]
+      if np.isfinite(v) and v < self.kept_score.get(j, np.inf) - self.n_sigma * err[j]:
+        sel[j], self.kept_score[j], self.kept_idx[j] = v, v, np.asarray(idx)
+    return sel, err

@@ -248,3 +248,22 @@ def test_summary_table_flags_a_shift_and_passes_the_truth():
   assert "| classifier AUC |" in evaluation.format_table(bad)
   with pytest.raises(ValueError, match="generated: missing columns"):
     evaluation.summary({"a": truth[:, 0]}, table(truth), cols)
+
+
+def test_within_sigma_selection_keeps_the_earlier_model_on_ties():
+  from ganjax.evaluation import WithinSigmaSelection
+  rng = np.random.default_rng(10)
+  n, s, n_bins = 1500, 4, 8
+  p = np.arange(1, n_bins + 1) / np.sum(np.arange(1, n_bins + 1))
+  real = rng.choice(n_bins, n, p=p)
+  good, close = rng.choice(n_bins, (n, s), p=p), rng.choice(n_bins, (n, s), p=p)  # two equally good models
+  nll = lambda g: neg2_log_likelihood(np.bincount(real, minlength=n_bins), np.bincount(g.ravel(), minlength=n_bins))
+  bad = rng.integers(0, n_bins, (n, s))
+  tie = WithinSigmaSelection(real, n_bins, n_sigma=1.0, n_boot=50)
+  sel, err = tie([nll(bad)], bad[None])
+  assert sel[0] == nll(bad) and err[0] == 0  # the first evaluation is always kept
+  sel, err = tie([nll(good)], good[None])  # much better: replaces
+  assert sel[0] == nll(good) and err[0] > 0
+  v = nll(close)
+  sel, err = tie([min(v, nll(good) - 1e-3)], close[None])  # lower by less than its sigma: a tie, not kept
+  assert np.isinf(sel[0]) and err[0] > 1e-3

@@ -107,8 +107,8 @@ def poly_kernel_sums(x_NxD, y_MxD, wx_N=None, wy_M=None, block: int = 2048) -> f
   d = x.shape[1]
   total = 0.0
   for s in range(0, len(x), block):
-    k = (x[s:s + block] @ y.T / d + 1.0) ** 3
-    total += float(wx[s:s + block] @ k @ wy)
+    k = x[s:s + block] @ (y.T / d) + 1.0
+    total += float(wx[s:s + block] @ (k * k * k) @ wy)  # k*k*k: much faster than the float power
   return total
 
 
