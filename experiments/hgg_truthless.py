@@ -28,7 +28,7 @@ import numpy as np
 from ganjax import io
 from ganjax.engine.checkpoints import Checkpoints
 from ganjax.hgg import metric
-from ganjax.hgg import run as hgg_run
+from ganjax.hgg.run import setup, train_members
 from ganjax.metrics import truthless_amplification as ta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,9 +62,9 @@ def main() -> None:
   args = p.parse_args()
   config = load_config(args.preset)
   t0 = time.time()
-  out = hgg_run.train_members(config, args.workdir, [{"seed": config.seed + j} for j in range(args.members)])
+  out = train_members(config, args.workdir, [{"seed": config.seed + j} for j in range(args.members)])
   train_s = time.time() - t0
-  s = hgg_run.setup(config, args.workdir)
+  s = setup(config, args.workdir)
   like = jax.tree.map(lambda a: jnp.stack([a] * args.members), s.train.init(jax.random.PRNGKey(0)).params["g"])
   ckpt = Checkpoints(args.workdir)
   try:
