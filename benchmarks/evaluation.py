@@ -6,7 +6,7 @@ their nulls) of the GANed CR against the MC SR test set on the 15 observables.
   python benchmarks/evaluation.py --workdir=runs/hgg-quick [--preset=quick] [--repeat=2]
 
 The run's best generator is restored from the workdir and its GANed CR read from ganed_cr.parquet; nothing
-is trained. Prints one JSON line per repetition with the seconds of each part (the first includes the
+is trained (the last repetition's table goes to <workdir>/evaluation_benchmark.{json,md}). Prints one JSON line per repetition with the seconds of each part (the first includes the
 classifier's compilation) and the process's CPU seconds (all threads: on a busy machine the wall time
 overstates what an idle 2-core machine needs). Target: the whole evaluation of the quick preset within 60 s on 2 CPU cores.
 """
@@ -57,6 +57,8 @@ def main() -> None:
                       "summary_s": {k: round(v, 1) for k, v in summ["seconds"].items()},
                       "n_generated": summ["n_generated"], "n_truth": summ["n_truth"],
                       "load": open("/proc/loadavg").read().split()[:3]}), flush=True)
+  io.write_json(os.path.join(args.workdir, "evaluation_benchmark.json"), ev)  # the last repetition's table
+  evaluation.write_report(ev, os.path.join(args.workdir, "evaluation_benchmark.md"), "GANed CR vs MC SR test")
 
 
 if __name__ == "__main__":

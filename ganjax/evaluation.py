@@ -70,11 +70,14 @@ def _row(name: str, value: float, error: float, null_vals: Sequence[float], null
 def summary(generated: ArrayOrTable, truth: ArrayOrTable, columns: Sequence[str] | None = None, *,
             truth_null: ArrayOrTable | None = None, generated_weights: np.ndarray | None = None,
             n_null: int = 3, level: float = 2.0, classifier: bool = True, classifier_config=None,
-            kpd_batch_size: int = 2000, max_events: int = 0, seed: int = 0) -> dict:
+            kpd_batch_size: int = 2000, max_events: int = 0, baseline: ArrayOrTable | None = None,
+            seed: int = 0) -> dict:
   """The evaluation table (JSON-ready): {"rows": [...], "level", sizes, "per_feature_w1", "weights", ...}.
 
   columns: the features (dict inputs); for the main job all 15 observables, conditioning included.
   max_events: > 0 caps each sample (random subset) to bound the cost.
+  baseline: optional reference sample that the generator should beat (the main job: MC CR vs MC SR); FPD,
+  KPD and W1 of baseline vs truth are added to those rows as `baseline` (no classifier, no separate null).
   """
   t0 = time.time()
   rng = np.random.default_rng(seed)
@@ -91,6 +94,9 @@ def summary(generated: ArrayOrTable, truth: ArrayOrTable, columns: Sequence[str]
     xg, wg = xg[keep_g], (None if wg is None else wg[keep_g])
     xt = xt[rng.permutation(len(xt))[:max_events]]
     pool = pool[rng.permutation(len(pool))[:2 * max_events]]
+  xb = None if baseline is None else _matrix(baseline, columns, "baseline")
+  if xb is not None and max_events:
+    xb = xb[rng.permutation(len(xb))[:max_events]]
   mean, std = distances.standardizer(xt)
   z = lambda x: (x - mean) / std
   xg, xt, pool = z(xg), z(xt), z(pool)
@@ -102,6 +108,7 @@ def summary(generated: ArrayOrTable, truth: ArrayOrTable, columns: Sequence[str]
             "w1": distances.wasserstein_features(a, b, None, wb, n_boot=10, seed=s)}
 
   main = stats(xt, xg, wg, seed)
+  base = None if xb is None else stats(xt, z(xb), None, seed)
   nulls = [stats(pool[ia], pool[ib], None, seed + 1 + i) for i, (ia, ib) in enumerate(pairs)]
   rows = []
   timing = {"distances": time.time() - t0}
@@ -122,6 +129,8 @@ def summary(generated: ArrayOrTable, truth: ArrayOrTable, columns: Sequence[str]
   for k, label in labels.items():
     rows.append(_row(label, main[k]["value"], main[k]["error"], [n[k]["value"] for n in nulls],
                      None if n_null >= 3 else float(np.mean([n[k]["error"] for n in nulls])), level))
+    if base is not None:
+      rows[-1]["baseline"], rows[-1]["baseline_error"] = base[k]["value"], base[k]["error"]
   w1_null = np.array([n["w1"]["per_feature"] for n in nulls])
   out = {"rows": rows, "level": level, "compatible_rule": f"|value - null mean| <= {level:g} null std",
          "n_generated": int(len(xg)), "n_truth": int(len(xt)), "null_sizes": list(null_sizes),
@@ -130,6 +139,9 @@ def summary(generated: ArrayOrTable, truth: ArrayOrTable, columns: Sequence[str]
                             "null_mean": w1_null.mean(0).tolist(),
                             "null_std": (w1_null.std(0, ddof=1) if n_null > 1 else np.zeros(w1_null.shape[1])).tolist()},
          "fpd_at_sizes": {"sizes": main["fpd"]["sizes"], "fd": main["fpd"]["fd_at_sizes"]}}
+  if base is not None:
+    out["per_feature_w1"]["baseline"] = base["w1"]["per_feature"]
+    out["n_baseline"] = int(len(xb))
   if classifier:
     out["classifier"] = {"weights": c["weights"], "null_weights": c0["weights"], "fit": c["fit"],
                          "null_fit": c0["fit"], "platt": c["platt"]}
@@ -146,9 +158,13 @@ def format_table(result: dict, title: str = "Generated vs truth") -> str:
            f"{'; generated events weighted' if result['weighted'] else ''}; compatible: "
            f"{result['compatible_rule']}.", "",
            "| statistic | value | null (truth vs truth) | compatible? |", "|---|---|---|---|"]
+  has_base = any("baseline" in r for r in result["rows"])
+  if has_base:
+    lines[-2:] = ["| statistic | value | null (truth vs truth) | compatible? | baseline |", "|---|---|---|---|---|"]
   for r in result["rows"]:
+    base = (f" {r['baseline']:.4g} +- {r['baseline_error']:.2g} |" if "baseline" in r else " |") if has_base else ""
     lines.append(f"| {r['statistic']} | {r['value']:.4g} +- {r['error']:.2g} | {r['null_mean']:.4g} +- "
-                 f"{r['null_std']:.2g} | {'yes' if r['compatible'] else 'NO'} |")
+                 f"{r['null_std']:.2g} | {'yes' if r['compatible'] else 'NO'} |{base}")
   return "\n".join(lines) + "\n"
 
 
@@ -222,7 +238,8 @@ def hgg(config, setup, params_g, ganed: Mapping[str, np.ndarray], n_boot: int = 
   """The main job: the event-bootstrap error of the test -2lnL at S = metric.n_samples (the S generations of
   an event resampled with it; ganjax/metrics/event_bootstrap.py) and the summary table of the GANed CR
   against the MC SR test set on the 15 observables of the validation (conditioning included; the SR
-  training events join the null pool), and with DCTR weights when the GANed CR carries them."""
+  training events join the null pool; the MC CR as the baseline the GAN must beat), and with DCTR weights
+  when the GANed CR carries them."""
   import jax
   import jax.numpy as jnp
   from ganjax.hgg import metric
@@ -244,7 +261,8 @@ def hgg(config, setup, params_g, ganed: Mapping[str, np.ndarray], n_boot: int = 
   t1 = time.time()
   view = {c: np.asarray(ganed.get("gan_" + c, ganed[c])) for c in HGG_OBSERVABLES}
   out = {"test_nll_bootstrap": {"S": s_gen, **boot, "seconds": t1 - t0},
-         "summary": summary(view, prep.test, HGG_OBSERVABLES, truth_null=prep.train, seed=int(config.seed))}
+         "summary": summary(view, prep.test, HGG_OBSERVABLES, truth_null=prep.train, baseline=prep.cr,
+                            seed=int(config.seed))}
   if "dctr_weight" in ganed:
     out["summary_dctr_weighted"] = summary(view, prep.test, HGG_OBSERVABLES, truth_null=prep.train,
                                            generated_weights=np.asarray(ganed["dctr_weight"]),

@@ -236,7 +236,7 @@ def test_summary_table_flags_a_shift_and_passes_the_truth():
   good = evaluation.summary(table(rng.normal(size=(1500, 2))), table(truth), cols, truth_null=table(more),
                             classifier=False, kpd_batch_size=500)
   bad = evaluation.summary(rng.normal(size=(1500, 2)) + [0.5, 0], truth, truth_null=more, classifier_config=cfg,
-                           kpd_batch_size=500, generated_weights=np.ones(1500))
+                           kpd_batch_size=500, generated_weights=np.ones(1500), baseline=more[:1500] + [1, 0])
   assert good["null_sizes"] == [1500, 1500] and bad["weighted"]
   rows_good = {r["statistic"]: r for r in good["rows"]}
   rows_bad = {r["statistic"]: r for r in bad["rows"]}
@@ -245,7 +245,8 @@ def test_summary_table_flags_a_shift_and_passes_the_truth():
     assert not rows_bad[name]["compatible"], name
   assert sum(r["compatible"] for r in good["rows"]) >= 2  # at 2 sigma one of three may fluctuate
   assert abs(rows_bad["classifier AUC"]["null_mean"] - 0.5) < 3 * rows_bad["classifier AUC"]["null_std"]
-  assert "| classifier AUC |" in evaluation.format_table(bad)
+  assert "| classifier AUC |" in evaluation.format_table(bad) and "| baseline |" in evaluation.format_table(bad)
+  assert rows_bad["mean W1 per feature"]["baseline"] > rows_bad["mean W1 per feature"]["value"]
   with pytest.raises(ValueError, match="generated: missing columns"):
     evaluation.summary({"a": truth[:, 0]}, table(truth), cols)
 
