@@ -12,9 +12,11 @@ Statistics (definitions and citations in docs/validation.md; implementations in 
   (and `truth_null`, an independent truth sample, when given); when the pool is too small for the two
   sizes, both are scaled down by the same factor (reported as null_sizes; the size-dependent statistics,
   W1 and the classifier's, then have a slightly wider null: conservative).
-Row: statistic, value, error, null mean, null std, compatible = |value - null mean| <= level * null std
-(level 2 by default). The null std is the spread over n_null null pairs (FPD, KPD, W1); for the classifier
-(one null training) it is the Mann-Whitney std for the AUC and the test-set bootstrap std otherwise.
+Row: statistic, value, error, null mean, null std, compatible = |value - null mean| <= level * sigma with
+sigma = sqrt(null std^2 + error^2) (level 2 by default). FPD, KPD, W1: the null mean is the mean over
+n_null null pairs and the null std the larger of their spread and their RMS bootstrap error (the pairs are
+drawn from one pool, so their spread alone under-states the null's width); the classifier (one null
+training): the Mann-Whitney std for the AUC, the test-set bootstrap std otherwise.
 Generated weights (DCTR) weigh the classifier's training and scores, FPD's moments, KPD's pairs and W1.
 """
 
@@ -58,13 +60,14 @@ def _null_pairs(pool: np.ndarray, n_t: int, n_g: int, n_pairs: int, rng) -> tupl
   return pairs, (a, b)
 
 
-def _row(name: str, value: float, error: float, null_vals: Sequence[float], null_std: float | None,
+def _row(name: str, value: float, error: float, null_vals: Sequence[float], null_std: float,
          level: float, note: str = "") -> dict:
   null_vals = np.asarray(null_vals, np.float64)
   mean = float(null_vals.mean())
-  std = float(null_std if null_std is not None else null_vals.std(ddof=1))
-  return {"statistic": name, "value": float(value), "error": float(error), "null_mean": mean, "null_std": std,
-          "n_null": int(null_vals.size), "compatible": bool(abs(value - mean) <= level * std), "note": note}
+  sigma = float(np.hypot(null_std, error))
+  return {"statistic": name, "value": float(value), "error": float(error), "null_mean": mean,
+          "null_std": float(null_std), "n_null": int(null_vals.size), "sigma": sigma,
+          "compatible": bool(abs(value - mean) <= level * sigma), "note": note}
 
 
 def summary(generated: ArrayOrTable, truth: ArrayOrTable, columns: Sequence[str] | None = None, *,
@@ -127,12 +130,15 @@ def summary(generated: ArrayOrTable, truth: ArrayOrTable, columns: Sequence[str]
     timing["classifier"] = time.time() - t1
   labels = {"fpd": "FPD (N -> inf)", "kpd": "KPD (MMD^2, cubic kernel)", "w1": "mean W1 per feature"}
   for k, label in labels.items():
-    rows.append(_row(label, main[k]["value"], main[k]["error"], [n[k]["value"] for n in nulls],
-                     None if n_null >= 3 else float(np.mean([n[k]["error"] for n in nulls])), level))
+    vals = np.array([n[k]["value"] for n in nulls])
+    rms_err = float(np.sqrt(np.mean([n[k]["error"] ** 2 for n in nulls])))
+    spread = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    rows.append(_row(label, main[k]["value"], main[k]["error"], vals, max(spread, rms_err), level))
     if base is not None:
       rows[-1]["baseline"], rows[-1]["baseline_error"] = base[k]["value"], base[k]["error"]
   w1_null = np.array([n["w1"]["per_feature"] for n in nulls])
-  out = {"rows": rows, "level": level, "compatible_rule": f"|value - null mean| <= {level:g} null std",
+  out = {"rows": rows, "level": level,
+         "compatible_rule": f"|value - null mean| <= {level:g} sqrt(null std^2 + error^2)",
          "n_generated": int(len(xg)), "n_truth": int(len(xt)), "null_sizes": list(null_sizes),
          "weighted": wg is not None, "features": list(columns) if columns is not None else xt.shape[1],
          "per_feature_w1": {"value": main["w1"]["per_feature"], "error": main["w1"]["per_feature_error"],

@@ -135,33 +135,41 @@ def _gauss_jsd(mu: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def classifier_results():
+def summaries():
+  """The shared table (ganjax.evaluation.summary) for a shifted Gaussian (with the classifier: its main and
+  its null training, the only two classifier fits of this file) and for a truth-like sample (distances)."""
+  from ganjax import evaluation
   rng = np.random.default_rng(6)
   n = 3000
-  truth, truth2 = rng.normal(size=(n, 2)), rng.normal(size=(n, 2))
-  shifted = rng.normal(size=(n, 2)) + np.array([0.8, 0.0])
+  truth, more = rng.normal(size=(n, 2)), rng.normal(size=(2 * n, 2))
+  cols = ["a", "b"]
+  table = lambda x: {c: x[:, i] for i, c in enumerate(cols)}
   cfg = two_sample.default_config(2)
-  cfg.train.epochs = 8
-  cfg.model.hidden = (32, 32)
-  return {"null": two_sample.classifier_test(truth, truth2, config=cfg, n_boot=30),
-          "shift": two_sample.classifier_test(truth, shifted, config=cfg, n_boot=30)}
+  cfg.train.epochs, cfg.train.batch_size, cfg.model.hidden = 12, 128, (32, 32)
+  shift = evaluation.summary(rng.normal(size=(n, 2)) + [0.8, 0], truth, truth_null=more, classifier_config=cfg,
+                             kpd_batch_size=500, generated_weights=np.ones(n), baseline=more[:n] + [1.2, 0])
+  good = evaluation.summary(table(rng.normal(size=(n, 2))), table(truth), cols, truth_null=table(more),
+                            classifier=False, kpd_batch_size=500)
+  return {"shift": shift, "good": good, "rows": {r["statistic"]: r for r in shift["rows"]}}
 
 
-def test_classifier_null_is_centred(classifier_results):
-  r = classifier_results["null"]
-  assert abs(r["auc"] - 0.5) < 3 * r["auc_null_std"]
-  assert abs(r["jsd"]) < 0.01
-  assert r["weights"]["quantiles"]["0.5"] == pytest.approx(1.0, abs=0.15)
-  assert r["weights"]["fraction_outside_half_to_2"] < 0.05
+def test_classifier_null_is_centred(summaries):
+  rows, c = summaries["rows"], summaries["shift"]["classifier"]
+  assert abs(rows["classifier AUC"]["null_mean"] - 0.5) < 3 * rows["classifier AUC"]["null_std"]
+  assert rows["classifier AUC"]["null_std"] == pytest.approx(two_sample.auc_null_std(1500, 1500))
+  assert abs(rows["classifier JSD (ln2 - BCE, nats)"]["null_mean"]) < 0.01
+  assert c["null_weights"]["quantiles"]["0.5"] == pytest.approx(1.0, abs=0.15)
+  assert rows["fraction of w=D/(1-D) outside [1/2, 2]"]["null_mean"] < 0.05
 
 
-def test_classifier_separates_and_bounds_the_jsd(classifier_results):
-  r = classifier_results["shift"]
+def test_classifier_separates_and_bounds_the_jsd(summaries):
+  rows = summaries["rows"]
+  auc, jsd = rows["classifier AUC"], rows["classifier JSD (ln2 - BCE, nats)"]
   truth_auc = scipy.stats.norm.cdf(0.8 / math.sqrt(2))  # optimal AUC for a unit-variance mean shift
-  assert truth_auc - 0.04 < r["auc"] < truth_auc + 3 * r["auc_error"]
-  jsd = _gauss_jsd(0.8)
-  assert 0.7 * jsd < r["jsd"] < jsd + 3 * r["jsd_error"]
-  assert r["weights"]["fraction_outside_half_to_2"] > 0.2
+  assert truth_auc - 0.04 < auc["value"] < truth_auc + 3 * auc["error"]
+  assert 0.7 * _gauss_jsd(0.8) < jsd["value"] < _gauss_jsd(0.8) + 3 * jsd["error"]
+  assert rows["fraction of w=D/(1-D) outside [1/2, 2]"]["value"] > 0.2
+  assert not auc["compatible"] and not jsd["compatible"]
 
 
 # ----------------------------------------------------------------------------- truthless amplification
@@ -225,30 +233,21 @@ def test_event_bootstrap_matches_brute_force_resampling_and_delta_method():
 # ----------------------------------------------------------------------------- the shared summary table
 
 
-def test_summary_table_flags_a_shift_and_passes_the_truth():
+def test_summary_table_flags_a_shift_and_passes_the_truth(summaries):
   from ganjax import evaluation
-  rng = np.random.default_rng(9)
-  cols = ["a", "b"]
-  table = lambda x: {c: x[:, i] for i, c in enumerate(cols)}
-  truth, more = rng.normal(size=(1500, 2)), rng.normal(size=(3000, 2))
-  cfg = two_sample.default_config(2)
-  cfg.train.epochs, cfg.train.batch_size, cfg.model.hidden = 20, 64, (16,)
-  good = evaluation.summary(table(rng.normal(size=(1500, 2))), table(truth), cols, truth_null=table(more),
-                            classifier=False, kpd_batch_size=500)
-  bad = evaluation.summary(rng.normal(size=(1500, 2)) + [0.5, 0], truth, truth_null=more, classifier_config=cfg,
-                           kpd_batch_size=500, generated_weights=np.ones(1500), baseline=more[:1500] + [1, 0])
-  assert good["null_sizes"] == [1500, 1500] and bad["weighted"]
+  good, bad = summaries["good"], summaries["shift"]
+  assert good["null_sizes"] == [3000, 3000] and bad["weighted"] and not good["weighted"]
   rows_good = {r["statistic"]: r for r in good["rows"]}
-  rows_bad = {r["statistic"]: r for r in bad["rows"]}
+  rows_bad = summaries["rows"]
   assert len(rows_bad) == 6 and set(rows_good) < set(rows_bad)
-  for name in ("classifier AUC", "classifier JSD (ln2 - BCE, nats)", "FPD (N -> inf)", "mean W1 per feature"):
+  for name in ("FPD (N -> inf)", "KPD (MMD^2, cubic kernel)", "mean W1 per feature"):
     assert not rows_bad[name]["compatible"], name
+    assert rows_bad[name]["baseline"] > rows_bad[name]["value"], name  # the baseline is shifted further
   assert sum(r["compatible"] for r in good["rows"]) >= 2  # at 2 sigma one of three may fluctuate
-  assert abs(rows_bad["classifier AUC"]["null_mean"] - 0.5) < 3 * rows_bad["classifier AUC"]["null_std"]
-  assert "| classifier AUC |" in evaluation.format_table(bad) and "| baseline |" in evaluation.format_table(bad)
-  assert rows_bad["mean W1 per feature"]["baseline"] > rows_bad["mean W1 per feature"]["value"]
+  text = evaluation.format_table(bad)
+  assert "| classifier AUC |" in text and "| baseline |" in text
   with pytest.raises(ValueError, match="generated: missing columns"):
-    evaluation.summary({"a": truth[:, 0]}, table(truth), cols)
+    evaluation.summary({"a": np.zeros(3)}, {"a": np.zeros(3), "b": np.zeros(3)}, ["a", "b"])
 
 
 def test_within_sigma_selection_keeps_the_earlier_model_on_ties():
