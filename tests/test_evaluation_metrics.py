@@ -267,3 +267,33 @@ def test_within_sigma_selection_keeps_the_earlier_model_on_ties():
   v = nll(close)
   sel, err = tie([min(v, nll(good) - 1e-3)], close[None])  # lower by less than its sigma: a tie, not kept
   assert np.isinf(sel[0]) and err[0] > 1e-3
+
+
+def test_hgg_index_fn_bins_are_the_histogram():
+  """The main job's per-object metric bins (for the event bootstrap) reproduce the one-call histogram."""
+  import jax
+  import jax.numpy as jnp
+  from ganjax.data.preprocess import fit_quantile_transform
+  from ganjax.hgg import metric
+  from ganjax.models.dcgan import Generator
+  rng = np.random.default_rng(0)
+  gen_features, dims = ("fake_pt", "fake_eta", "fake_phi", "fake_id"), ("fake_pt", "fake_eta", "ptgg_over_mgg")
+  phys = np.stack([rng.exponential(20, 400) + 30, rng.normal(0, 1, 400), rng.uniform(-3.1, 3.1, 400),
+                   rng.uniform(-1, 1, 400)], -1)
+  gen_qt = fit_quantile_transform(phys, 50)
+  ratio_qt = fit_quantile_transform(rng.exponential(0.3, (400, 1)), 50)
+  metric_qt = type(gen_qt)(knots_DxQ=np.stack([gen_qt.knots_DxQ[0], gen_qt.knots_DxQ[1], ratio_qt.knots_DxQ[0]]),
+                           probs_Q=gen_qt.probs_Q)
+  aux = {"pho_pt": rng.exponential(20, 150) + 40, "pho_eta": rng.normal(0, 1, 150), "pho_phi": rng.uniform(-3, 3, 150)}
+  events = metric.pad_events(rng.uniform(-1, 1, (150, 2)), aux, chunk=64)
+  g = Generator(n_out=4, width=0.125)
+  params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 5)), jnp.zeros((1, 2)))
+  args = (g, 5, gen_features, dims, gen_qt, metric_qt, 5, 64)
+  key, ids = jax.random.PRNGKey(3), jnp.arange(4)
+  counts = np.asarray(jax.jit(metric.make_histogram_fn(*args))(params, key, events, ids))
+  idx_SxN = np.asarray(jax.jit(metric.make_index_fn(*args))(params, key, events, ids))[:, :events.n_events]
+  np.testing.assert_array_equal(np.bincount(idx_SxN.ravel(), minlength=counts.size), counts)
+  real = {"fake_pt": phys[:150, 0], "fake_eta": phys[:150, 1], "ptgg_over_mgg": rng.exponential(0.3, 150)}
+  np.testing.assert_array_equal(
+      np.bincount(metric.real_bin_index(real, dims, metric_qt, 5), minlength=125),
+      metric.real_histogram(real, gen_features, dims, gen_qt, metric_qt, 5))
