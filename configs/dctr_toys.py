@@ -104,6 +104,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.n_bins = 50
   c.eval.scatter_bins = 100  # 2D density plots (Fig. 1)
   c.eval.clip_scan = (0.0, 2.0, 3.0, 5.0, 10.0)  # also report S^2 / r for these clips (0 = none)
+  c.eval.summary_events = 20_000  # events per sample in the evaluation table, before/after weights (0: none)
 
   if preset == "test":
     c.data.n_truth = 2_000
@@ -115,4 +116,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.reweight.train.batch_size = 256
     c.reweight.train.epochs = 3
     c.eval.n_bins = 20
+    c.eval.summary_events = 0
   return c

@@ -105,6 +105,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.binnings = BINNINGS["camel"]
   c.eval.history_every = 0   # > 0: every this many epochs record each member's MSE (metrics.json "history")
   c.eval.history_n_gen = 20_000  # GANned events per member for those history points
+  c.eval.summary_events = 5000   # member 0 vs truth, events each, for the evaluation table (0: no table)
 
   if preset == "1d":
     pass
@@ -168,6 +169,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.eval_every = 1
     c.eval.n_gen = 400
     c.eval.n_sample_repeats = 8
+    c.eval.summary_events = 0
   else:
     raise ValueError(f"configs/ganplify.py: unknown preset {preset!r}; use 1d, 2d, 5d, cpu1d, cpu1d_long, cpu2d, cpu5d or test")
   return c

@@ -105,6 +105,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.metric.test_samples = (1, 10, 100)
   c.metric.history_samples = ()   # extra S whose validation -2lnL is also recorded each time (Fig. 2)
   c.metric.history_from = 0       # record history_samples only at evaluations from this epoch on (0 = all)
+  c.metric.select_within_sigma = 0.0  # > 0: a later model replaces the kept best only if its val -2lnL is lower
+                                  # by more than this many paired event-bootstrap sigmas (0: plain lowest)
 
   c.output = ml_collections.ConfigDict()
   c.output.s2_bins = 40           # bins for the S^2 separation power of 1D distributions
@@ -113,6 +115,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.output.validation = True      # distance correlations, chi, S^2 and KS of 15 observables (Sec. 3.2)
   c.output.ideal_reference = True # simulator only: the same checks for an ideal generator (its exact SR fakes)
   c.output.ideal_max_events = 250_000  # CR events used for it (random subset; 0 = all): bounds its cost
+  c.output.evaluation = True      # test -2lnL event-bootstrap error; classifier test, FPD, KPD, W1 with nulls
 
   # DCTR (dctrgan paper): reweight the GANed CR with w = h/(1-h) from a classifier of MC SR events vs the
   # generator applied to the same SR events' conditions (object + conditional features as inputs).
@@ -170,6 +173,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.metric.n_train_events = 256
       c.metric.test_samples = (1, 3)
       c.output.plots = False
+      c.output.evaluation = False
     else:
       raise ValueError(f"unknown preset {preset!r}; known: full, partial, vanilla, quick, dctr, test")
   return c

@@ -192,6 +192,12 @@ def run(config, workdir: str, log=print, on_segment_end=None) -> dict:
     res["best_regression_off_member"] = int(j_off)
   io.write_json(os.path.join(workdir, "history.json"), history)
   gsel = {k: v[i_sel] for k, v in gen_all.items()}
+  if config.eval.summary_events:  # statistics with truth-vs-truth nulls (ganjax/evaluation.py)
+    from ganjax import evaluation
+    n_eval = min(int(config.eval.summary_events), res["n_events"]["test"])  # as many generated as test events
+    res["evaluation"] = evaluation.summary(gsel, test, list(config.model.features), truth_null=split.val,
+                                           max_events=n_eval, seed=config.seed)
+    evaluation.write_report(res["evaluation"], os.path.join(workdir, "evaluation.md"), "Selected model vs test")
   io.write_parquet(os.path.join(workdir, "generated.parquet"), gsel,
                    metadata={"model": config.model.name, "member": str(i_sel), "step": str(best_step[i_sel])})
   if config.eval.plots and io.is_primary():

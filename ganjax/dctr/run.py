@@ -134,6 +134,13 @@ def run(config, workdir: str, log=print,
     "device": str(jax.devices()[0].device_kind),
   }
 
+  if config.eval.summary_events:  # statistics with truth-vs-truth nulls, before and after the DCTR weights
+    from ganjax import evaluation
+    n = int(config.eval.summary_events)
+    metrics["evaluation"] = {name: evaluation.summary(x_eval_g, x_eval_t, truth_null=np.asarray(x_truth),
+                                                      generated_weights=w, max_events=n, seed=config.seed)
+                             for name, w in (("before_weights", None), ("after_weights", w_eval))}
+    evaluation.write_report(metrics["evaluation"], os.path.join(workdir, "evaluation.md"), f"DCTR {config.data.toy}")
   from ganjax.plots import dctr as dctr_plots
   title = config.data.toy
   dctr_plots.plot_toy_densities(os.path.join(workdir, "densities.png"), x_eval_t, x_eval_g, w_eval,

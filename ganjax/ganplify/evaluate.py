@@ -92,6 +92,9 @@ def evaluate(config, g_params_M, generate, x_train_MxNxD, log=print) -> dict:
     amp[b.name] = {k: (_finite(v) if isinstance(v, float) else v) for k, v in a.items()}
 
   out = {"curves": curves, "amplification": amp}
+  from ganjax import evaluation  # statistics with nulls, and the averaging amplification without truth
+  out["evaluation"] = evaluation.ganplify(config, toy, binnings, gan["counts"], generate, g_params_M, ev.n_gen,
+                                          ev.summary_events, seed=config.seed)
   # Fig. 5: 2D relative deviation maps of member 0 (training sample vs GANned events)
   for b_i, b in enumerate(binnings):
     if len(b.coords) == 2:

@@ -123,6 +123,8 @@ def run(config, workdir: str, log=print, devices=None) -> dict:
                       "n_devices": jax.device_count()})
   from ganjax.plots import ganplify as gplots
   gplots.plot_all(res, workdir)
+  from ganjax import evaluation
+  evaluation.write_report(res["evaluation"], os.path.join(workdir, "evaluation.md"))
   io.write_json(os.path.join(workdir, "metrics.json"), res)  # last: its presence marks a finished run
   for name, a in res["amplification"].items():
     fit = f" fit {a['fit_amplification']:.2f}" if "fit_amplification" in a else ""

@@ -185,3 +185,39 @@ def make_generate_fn(generator, latent_dim: int, chunk: int, mesh=None) -> Calla
     return jax.lax.map(one, jnp.arange(n_chunks)).reshape(n_chunks * size, -1)[:n]
 
   return generate
+
+
+def make_index_fn(generator, latent_dim: int, gen_features: Sequence[str], metric_dims: Sequence[str],
+                  gen_qt: QuantileTransform, metric_qt: QuantileTransform, n_bins: int, chunk: int,
+                  relative: dict | None = None, mesh=None) -> Callable:
+  """Returns index(params_g, key, events, sample_ids) -> int32 [S, N_pad]: the flat metric bin of every
+  generated object, with the latents of `make_histogram_fn` (so the histogram of these indices over the
+  unmasked events is exactly its counts). For event-level bootstrap errors (ganjax/metrics/event_bootstrap)."""
+  gen_features, metric_dims = tuple(gen_features), tuple(metric_dims)
+
+  def index(params_g, key, events: EvalEvents, sample_ids):
+    n_chunks, size = chunk_of(events.cond.shape[0], chunk)
+
+    def one(key_s, c):
+      sl = lambda a: shard_batch(jax.lax.dynamic_slice_in_dim(a, c * size, size), mesh)
+      z = shard_batch(jax.random.normal(jax.random.fold_in(key_s, c), (size, latent_dim)), mesh)
+      g = generator.apply(params_g, z, sl(events.cond))
+      u = metric_coordinates(g, {k: sl(v) for k, v in events.aux.items()}, gen_features, metric_dims,
+                             gen_qt, metric_qt, relative)
+      return likelihood.flat_bin_index(u, n_bins)
+
+    def one_sample(s):
+      key_s = jax.random.fold_in(key, s)
+      return jax.lax.map(lambda c: one(key_s, c), jnp.arange(n_chunks)).reshape(-1)
+
+    return jax.lax.map(one_sample, sample_ids)
+
+  return index
+
+
+def real_bin_index(columns: dict, metric_dims: Sequence[str], metric_qt: QuantileTransform,
+                   n_bins: int) -> np.ndarray:
+  """The flat metric bin of each real event (physical columns); its bincount is `real_histogram`."""
+  u = [metric_qt.select([k]).forward(np.asarray(columns[d], np.float64)[:, None])[:, 0]
+       for k, d in enumerate(metric_dims)]
+  return np.asarray(likelihood.flat_bin_index(np.stack(u, -1), n_bins))

@@ -138,12 +138,26 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
   (train_ev, train_m), (val_ev, val_m), (test_ev, test_m) = s.train_set, s.val_set, s.test_set
   sample_ids = on_mesh(np.arange(S))
 
+  tie = None
+  if config.metric.select_within_sigma > 0:  # ties within n sigma keep the earlier model (ganjax/evaluation.py)
+    from ganjax.evaluation import WithinSigmaSelection
+    pr = s.prep
+    index_M = jax.jit(engine.over_members(metric.make_index_fn(
+        s.generator, config.model.latent_dim, pr.gen_names, pr.metric_dims, pr.gen_qt, pr.metric_qt,
+        config.metric.n_bins, config.metric.chunk, pr.relative, mesh), (0, 0, None, None), member_axis))
+    tie = WithinSigmaSelection(metric.real_bin_index(pr.val, pr.metric_dims, pr.metric_qt, config.metric.n_bins),
+                               config.metric.n_bins ** len(pr.metric_dims), config.metric.select_within_sigma,
+                               seed=int(config.seed))
+
   def evaluate(state, step: int) -> dict:
     """-2lnL of the current generators on training and validation events (the same latent key for both)."""
     epoch = step // spe
     k_e = jax.vmap(jax.random.fold_in, in_axes=(0, None))(k_eval, epoch)
     out = {"train_nll": nll_M(train_m, hist_M(state.params["g"], k_e, train_ev, sample_ids))}
     out["val_nll"] = nll_M(val_m, hist_M(state.params["g"], k_e, val_ev, sample_ids))
+    if tie is not None:
+      idx = np.asarray(index_M(state.params["g"], k_e, val_ev, sample_ids))[:, :, :val_ev.n_events]
+      out["val_nll_sel"], out["val_nll_err"] = tie(out["val_nll"], idx.transpose(0, 2, 1))
     for s_extra in config.metric.history_samples if extras else ():
       # Fig. 2: the same model at other S (same key); NaN before metric.history_from.
       if epoch < config.metric.history_from:
@@ -154,7 +168,8 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
     return out
 
   loop = driver.Loop(members, s.data, total_steps=int(config.train.epochs) * spe,
-                     segment_steps=int(config.train.eval_every) * spe, evaluate=evaluate, select="val_nll",
+                     segment_steps=int(config.train.eval_every) * spe, evaluate=evaluate,
+                     select="val_nll" if tie is None else "val_nll_sel",
                      keep=lambda st: st.params["g"], aux=s.prep.transforms(), name="hgg")
   first = min(loop.segment_steps, loop.total_steps)
   members.segment_jit.lower(state, s.data, first).compile()
@@ -242,6 +257,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, regions: tuple[dict, di
     v = metrics["validation"]["summary"]
     log(f"validation: chi {v['chi']:.3f} (MC CR vs MC SR {v['chi_cr_vs_sr']:.3f}), "
         f"{v['n_pairs_above_threshold']} pairs above 3 ({time.time() - t0:.1f} s)")
+  if config.output.evaluation:  # event-bootstrap error of the test -2lnL; statistics with nulls (ganjax/evaluation.py)
+    from ganjax import evaluation
+    metrics["evaluation"] = evaluation.hgg(config, s, params_g, ganed)
+    metrics["test_nll_error"] = {str(config.metric.n_samples): metrics["evaluation"]["test_nll_bootstrap"]["error"]}
+    evaluation.write_report(metrics["evaluation"], os.path.join(workdir, "validation", "evaluation.md"),
+                            "GANed CR vs MC SR test")
   t0 = time.time()
   meta = {"ganjax_config": config.to_json(), "ganjax_version": __import__("ganjax").__version__}
   write = io.write_root if config.output.format == "root" else io.write_parquet
