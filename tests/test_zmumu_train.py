@@ -256,3 +256,20 @@ def test_neg2lnl_matches_numpy_histogramdd():
   p = np.maximum(n, 0.5) / n.sum()
   np.testing.assert_allclose(got, -2 * np.sum(m * np.log(p)), rtol=1e-10)
   assert ametrics.neg2lnl(real, real, names, train, 5) < got  # a perfect generator scores lower
+
+
+def test_sorted_w2_is_the_optimal_matching():
+  """The distribution term: mean (sort(x) - q)^2 is the minimum over all matchings (brute force), and its square
+  root's 1-norm sibling is scipy's Wasserstein-1 distance."""
+  import itertools
+
+  rng = np.random.default_rng(0)
+  x, q = rng.normal(size=(2, 7)), np.sort(rng.normal(1.0, 2.0, size=(2, 7)), axis=1)
+  got = np.asarray(atrain.sorted_w2(jax.numpy.asarray(x), jax.numpy.asarray(q)))
+  for p in range(2):
+    brute = min(np.mean((x[p, list(perm)] - q[p]) ** 2) for perm in itertools.permutations(range(7)))
+    np.testing.assert_allclose(got[p], brute, rtol=1e-5)
+    np.testing.assert_allclose(np.mean(np.abs(np.sort(x[p]) - q[p])), stats.wasserstein_distance(x[p], q[p]),
+                               rtol=1e-10)
+  grad = jax.grad(lambda v: atrain.sorted_w2(v, jax.numpy.asarray(q)).sum())(jax.numpy.asarray(x))
+  assert np.all(np.isfinite(np.asarray(grad)))

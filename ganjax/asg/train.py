@@ -104,6 +104,13 @@ def member_weights(config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return c1.astype(np.float32), c2.astype(np.float32), c3.astype(np.float32)
 
 
+def sorted_w2(values_PxB: jax.Array, quantiles_PxB: jax.Array) -> jax.Array:
+  """Squared 1D Wasserstein-2 distance between each row of values (a batch) and the sorted target values of the
+  same length: mean_b (sort(values)_b - quantiles_b)^2 (in 1D the sorted matching is the optimal transport plan).
+  Differentiable a.e. (sort is a permutation)."""
+  return jnp.mean((jnp.sort(values_PxB, axis=1) - quantiles_PxB) ** 2, axis=1)
+
+
 def make_spec(config, derived: Derived) -> engine.TrainSpec:
   """Models, losses, optimizers and sampler of one member; the data is the members' shared AsgData."""
   n_feat = len(config.model.features)
@@ -149,7 +156,7 @@ def make_spec(config, derived: Derived) -> engine.TrainSpec:
     loss = jnp.sum(hyper["c1"] * (mean_R - data.target_mean_R) ** 2
                    + hyper["c2"] * (std_R - data.target_std_R) ** 2)
     p_PxB = jnp.stack([derived[p](phys) for p in dist]) if dist else jnp.zeros((0, x_BxD.shape[0]))
-    w2_P = jnp.mean((jnp.sort(p_PxB, axis=1) - data.target_quantiles_PxB) ** 2, axis=1)
+    w2_P = sorted_w2(p_PxB, data.target_quantiles_PxB)
     return loss + jnp.sum(hyper["c3"] * w2_P), mean_R, std_R, w2_P
 
   def g_loss(params, _batch, ctx):
