@@ -177,8 +177,7 @@ def history(hist: Mapping[str, list], reg_on: np.ndarray, regression: Sequence[s
   axes[1].set_title(f"batch mean / width of {regression[0] if regression else ''}", pad=20)
   axes[2].set_title("KS sum vs validation (solid: Eq. 2 on)", pad=20)
   axes[0].set_ylabel("loss")
-  axes[1].set_ylabel(f"{regression[0]} [{unit(regression[0])}]" if regression and unit(regression[0])
-                     else (regression[0] if regression else ""))
+  axes[1].set_ylabel(LABELS.get(regression[0], regression[0]) if regression else "")
   axes[2].set_ylabel("KS sum")
   for ax in axes:
     ax.set_xlabel("step")
