@@ -199,7 +199,8 @@ def test_command_line_end_to_end(tmp_path):
   from ganjax.io import read_parquet
   cols, _ = read_parquet(os.path.join(workdir, "generated.parquet"))
   assert set(zmumu.REDUCED) | {"mll", "ptll"} <= set(cols)  # the derived physics quantities next to the features
-  np.testing.assert_allclose(cols["mll"], np.asarray(zmumu.mll({k: cols[k] for k in zmumu.REDUCED})), rtol=1e-5)
+  np.testing.assert_allclose(cols["mll"], np.asarray(zmumu.mll({k: cols[k] for k in zmumu.REDUCED})), rtol=1e-5,
+                             atol=0.05)  # E^2 - p^2 cancels in float32 for the untrained generator's tiny masses
   np.testing.assert_allclose(cols["ptll"], np.hypot(cols["px1"] + cols["px2"], cols["py1"]), rtol=1e-5)
   files = set(os.listdir(workdir))
   assert {"metrics.json", "history.json", "generated.parquet", "config.json", "tb", "checkpoints",
