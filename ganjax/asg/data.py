@@ -59,7 +59,7 @@ def analysis_module(name: str) -> ModuleType:
         module = importlib.import_module(name)
       except ModuleNotFoundError as e:
         if e.name is not None and not name.startswith(e.name) and not e.name.startswith(name.split(".")[0]):
-          raise  # the analysis module exists but imports something missing: the user's error, shown as is
+          raise ValueError(f"analysis {name!r} was found but imports a missing module: {e}") from e
         raise ValueError(f"analysis {name!r}: no module ganjax.data.{name} nor {name!r} importable; {hint}") from e
   missing = [a for a in ("load", "DERIVED") if not hasattr(module, a)]
   if missing:
