@@ -200,7 +200,6 @@ def test_figures_have_y_labels_tick_numbers_units_and_experiment_label(tmp_path,
           "g_mll_std": [[8.0], [8.5]], "ks_sum_val": [[0.3], [0.2]]}
   zplots.history(hist, np.array([True]), ("mll",), str(tmp_path / "h.png"))
   for fig in figs:
-    fig.canvas.draw()
     texts = " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
     assert "CMS" in texts and "Open Data" in texts and "7 TeV" in texts, texts[:300]
   grid = figs[0]
@@ -218,6 +217,5 @@ def test_figures_have_y_labels_tick_numbers_units_and_experiment_label(tmp_path,
   # label=() draws none (a user's own, non-CMS data)
   figs.clear()
   zplots.features(d, d, ("mll",), str(tmp_path / "f2.png"), label=())
-  figs[0].canvas.draw()
   assert "CMS" not in " ".join(t.get_text() for t in figs[0].findobj(matplotlib.text.Text))
   plt.close("all")
