@@ -209,6 +209,11 @@ def test_config_presets_match_the_analysis_module():
   opt = load_config("zmumu:reduced,adam").train.optimizer
   assert (opt.name, opt.learning_rate, opt.b1) == ("adam", 2e-4, 0.5)
   assert load_config("zmumu:test").train.optimizer.name == "adadelta"
+  shell = load_config("zmumu:reduced,shell").regression
+  assert list(shell.terms) == ["mll", "mll_peak", "offshell1", "offshell2"]
+  assert all("offshell1+offshell2" in t for t in shell.member_terms)
+  assert set(load_config("zmumu:reduced").regression.terms) | set(load_config("zmumu:reduced").regression.distribution) \
+      <= set(zmumu.DERIVED)
   from conftest import ROOT
   src = open(f"{ROOT}/configs/zmumu.py").read()
   assert "import ganjax" not in src and "from ganjax" not in src

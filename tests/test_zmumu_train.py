@@ -40,7 +40,8 @@ def test_regression_terms_and_segments_compose():
   split, data = _setup(config)
   members = atrain.make_members(config, zmumu.DERIVED)
   c_MxR = np.asarray([[1e-2], [0.0]], np.float32)
-  state0 = atrain.set_regression(members.init(jax.random.split(jax.random.PRNGKey(0), 2)), c_MxR, c_MxR)
+  c3_MxP = np.asarray([[3e-3], [0.0]], np.float32)
+  state0 = atrain.set_regression(members.init(jax.random.split(jax.random.PRNGKey(0), 2)), c_MxR, c_MxR, c3_MxP)
   state1, hist = members.segment(state0, data, 4)
   state2, _ = members.segment(state1, data, 4)
   hist = {k: np.asarray(v) for k, v in hist.items()}
@@ -50,7 +51,11 @@ def test_regression_terms_and_segments_compose():
   mll_ref = np.asarray(zmumu.mll(split.train))
   assert np.isclose(t_mean, mll_ref.mean(), rtol=1e-5) and np.isclose(t_std, mll_ref.std(), rtol=1e-4)
   expect = 1e-2 * (hist["g_mll_mean"][0] - t_mean) ** 2 + 1e-2 * (hist["g_mll_std"][0] - t_std) ** 2
-  np.testing.assert_allclose(hist["g_regression"][0], expect, rtol=1e-4)
+  np.testing.assert_allclose(hist["g_regression"][0], expect + 3e-3 * hist["g_mll_w2"][0], rtol=1e-4)
+  # the distribution term's targets: the training M_ll's quantiles at the levels (b + 1/2) / B
+  bs = config.train.batch_size
+  np.testing.assert_allclose(np.asarray(data.target_quantiles_PxB[0]),
+                             np.quantile(mll_ref, (np.arange(bs) + 0.5) / bs), rtol=1e-5)
   np.testing.assert_array_equal(hist["g_regression"][1], 0.0)
   np.testing.assert_allclose(hist["g_loss"], hist["g_bce"] + hist["g_regression"], rtol=1e-6)
   # RNG by fold_in(key, step): two segments of 4 steps train the same model as one of 8
@@ -93,9 +98,9 @@ def test_selection_is_argmin_of_validation_ks_with_that_steps_generator(full_run
   # retrain the members segment by segment, keep each one's generator at its selected step
   split, data = _setup(config)
   members = atrain.make_members(config, zmumu.DERIVED)
-  c1, c2 = (np.stack([np.asarray(c)] * 3) for c in atrain.regression_weights(config))
-  c1[2] = c2[2] = 0.0
-  state = atrain.set_regression(members.init(jax.random.split(jax.random.PRNGKey(config.seed), 3)), c1, c2)
+  c1, c2, c3 = atrain.member_weights(config)
+  assert np.all(c1[2] == 0) and np.all(c3[2] == 0) and np.all(c3[:2] > 0)  # the last member without the terms
+  state = atrain.set_regression(members.init(jax.random.split(jax.random.PRNGKey(config.seed), 3)), c1, c2, c3)
   generate = atrain.make_generate(config)
   sel, n_val = tuple(config.selection.quantities), len(split.val["px1"])
   val_q = adata.derived_values(zmumu.DERIVED, split.val, sel)
@@ -173,18 +178,54 @@ def test_bad_config_is_refused_before_training(tmp_path):
 
 
 def test_command_line_end_to_end(tmp_path):
+  """The command line on a user's own dimuon file: a ROOT TTree with its own column names and no Q / dxy / iso
+  branches, read by a plain analysis module given as a path (which reuses the Z -> mu mu one)."""
+  import uproot
+
+  raw = zmumu.read_raw(zmumu.CSV_PATH, zmumu.RAW_COLUMNS)
+  src = str(tmp_path / "mydimuons.root")
+  with uproot.recreate(src) as f:
+    f["tree"] = {f"mu{k[-1]}_{k[:-1]}": raw[k] for k in zmumu.required_columns("reduced")}
+  mapping = ",".join(f"{k}=mu{k[-1]}_{k[:-1]}" for k in zmumu.required_columns("reduced"))
+  (tmp_path / "myanalysis.py").write_text("from ganjax.data.zmumu import DERIVED, OUTPUTS, load\n")
   workdir = str(tmp_path / "cli")
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  r = subprocess.run([sys.executable, "-m", "ganjax.main", "--config=configs/zmumu.py:test", f"--workdir={workdir}"],
+  r = subprocess.run([sys.executable, "-m", "ganjax.main", "--config=configs/zmumu.py:test", f"--workdir={workdir}",
+                      f"--config.analysis={tmp_path / 'myanalysis.py'}", f"--config.data.source={src}",
+                      "--config.data.tree=tree", f"--config.data.columns={mapping}"],
                      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   assert "selected member 0" in r.stdout
+  from ganjax.io import read_parquet
+  cols, _ = read_parquet(os.path.join(workdir, "generated.parquet"))
+  assert set(zmumu.REDUCED) | {"mll", "ptll"} <= set(cols)  # the derived physics quantities next to the features
+  np.testing.assert_allclose(cols["mll"], np.asarray(zmumu.mll({k: cols[k] for k in zmumu.REDUCED})), rtol=1e-5,
+                             atol=0.05)  # E^2 - p^2 cancels in float32 for the untrained generator's tiny masses
+  np.testing.assert_allclose(cols["ptll"], np.hypot(cols["px1"] + cols["px2"], cols["py1"]), rtol=1e-5)
   files = set(os.listdir(workdir))
   assert {"metrics.json", "history.json", "generated.parquet", "config.json", "tb", "checkpoints",
           "fig4_history.png", "fig5_features.png", "fig6_features_noreg.png", "fig8_derived.png",
           "fig9_correlations.png", "fig10_zpt_iso.png"} <= files
   out = json.load(open(os.path.join(workdir, "metrics.json")))
   assert out["config"]["preset"] == "test" and [m["regression_terms"] for m in out["members"]] == [True, False]
+  assert out["n_events"]["train"] + out["n_events"]["val"] + out["n_events"]["test"] == 10583
+  peak = out["selected"]["peak"]
+  assert peak["real"]["n"] == out["n_events"]["test"] and 0 <= peak["ks_pvalue"] <= 1
+  assert out["selected"]["by_ks_mll"]["selected_step"] in (10, 20, 30, 40)
+
+
+def test_member_terms_give_each_member_its_weights():
+  config = load_config("zmumu:test", **{"n_members": 4, "regression.terms": {"mll": (1.0, 2.0), "mll_peak": (3.0, 4.0)},
+                                        "regression.distribution": {"mll": 5.0},
+                                        "regression.member_terms": ("mll+mll_peak+w2:mll", "w2:mll", "mll_peak", "")})
+  c1, c2, c3 = atrain.member_weights(config)
+  np.testing.assert_array_equal(c1, [[1, 3], [0, 0], [0, 3], [0, 0]])
+  np.testing.assert_array_equal(c2, [[2, 4], [0, 0], [0, 4], [0, 0]])
+  np.testing.assert_array_equal(c3, [[5], [5], [0], [0]])
+  c1, c2, c3 = atrain.member_weights(load_config("zmumu:test", **{"regression.distribution": {"mll": 5.0}}))
+  np.testing.assert_array_equal(c3, [[5], [0]])  # without member_terms: the last off_members have none
+  with pytest.raises(ValueError, match=r"member_terms\[1\] = 'w2:ptll': unknown term"):
+    atrain.parse_member_terms(load_config("zmumu:test", **{"regression.member_terms": ("mll", "w2:ptll")}))
 
 
 def test_plots_smoke(tmp_path):
@@ -216,3 +257,20 @@ def test_neg2lnl_matches_numpy_histogramdd():
   p = np.maximum(n, 0.5) / n.sum()
   np.testing.assert_allclose(got, -2 * np.sum(m * np.log(p)), rtol=1e-10)
   assert ametrics.neg2lnl(real, real, names, train, 5) < got  # a perfect generator scores lower
+
+
+def test_sorted_w2_is_the_optimal_matching():
+  """The distribution term: mean (sort(x) - q)^2 is the minimum over all matchings (brute force), and its square
+  root's 1-norm sibling is scipy's Wasserstein-1 distance."""
+  import itertools
+
+  rng = np.random.default_rng(0)
+  x, q = rng.normal(size=(2, 7)), np.sort(rng.normal(1.0, 2.0, size=(2, 7)), axis=1)
+  got = np.asarray(atrain.sorted_w2(jax.numpy.asarray(x), jax.numpy.asarray(q)))
+  for p in range(2):
+    brute = min(np.mean((x[p, list(perm)] - q[p]) ** 2) for perm in itertools.permutations(range(7)))
+    np.testing.assert_allclose(got[p], brute, rtol=1e-5)
+    np.testing.assert_allclose(np.mean(np.abs(np.sort(x[p]) - q[p])), stats.wasserstein_distance(x[p], q[p]),
+                               rtol=1e-10)
+  grad = jax.grad(lambda v: atrain.sorted_w2(v, jax.numpy.asarray(q)).sum())(jax.numpy.asarray(x))
+  assert np.all(np.isfinite(np.asarray(grad)))

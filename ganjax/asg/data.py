@@ -26,17 +26,56 @@ Derived = Mapping[str, Callable[[Mapping[str, jax.Array]], jax.Array]]
 
 
 def analysis_module(name: str) -> ModuleType:
-  """config.analysis -> module: 'zmumu' means ganjax.data.zmumu; a dotted path is imported as is."""
-  return importlib.import_module(name if "." in name else f"ganjax.data.{name}")
+  """config.analysis -> module, which must define load(config) and DERIVED:
+    - a path to a .py file ('analyses/myanalysis.py'): loaded from that file;
+    - a built-in name ('zmumu' = ganjax.data.zmumu);
+    - any importable module ('myanalysis' on the PYTHONPATH or in the working directory, 'mypkg.zanalysis').
+  Anything else is one ValueError naming the setting and what to do."""
+  import importlib.util
+  import os
+  import sys
+
+  hint = ("set --config.analysis to a built-in name (zmumu), a module on the PYTHONPATH, or a path to a .py file "
+          "defining load(config) and DERIVED")
+  if not name:
+    raise ValueError(f"analysis is empty; {hint}")
+  if name.endswith(".py"):
+    path = os.path.abspath(name)
+    if not os.path.isfile(path):
+      raise ValueError(f"analysis {name!r}: no such file; {hint}")
+    mod_name = "ganjax_analysis_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    spec.loader.exec_module(module)
+  else:
+    builtin = f"ganjax.data.{name}" if "." not in name else None
+    if builtin and importlib.util.find_spec(builtin) is not None:
+      module = importlib.import_module(builtin)
+    else:
+      if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # python -m puts the working directory first; a plain call may not
+      try:
+        module = importlib.import_module(name)
+      except ModuleNotFoundError as e:
+        if e.name is not None and not name.startswith(e.name) and not e.name.startswith(name.split(".")[0]):
+          raise ValueError(f"analysis {name!r} was found but imports a missing module: {e}") from e
+        raise ValueError(f"analysis {name!r}: no module ganjax.data.{name} nor {name!r} importable; {hint}") from e
+  missing = [a for a in ("load", "DERIVED") if not hasattr(module, a)]
+  if missing:
+    raise ValueError(f"analysis {name!r} ({getattr(module, '__file__', '?')}) does not define {missing}; {hint}")
+  return module
 
 
 @struct.dataclass
 class AsgData:
-  """Training data on device, shared by all members: raw model-space table, preprocessing, Eq. 2 targets."""
+  """Training data on device, shared by all members: raw model-space table, preprocessing, Eq. 2 targets and
+  the quantiles of each distribution-term quantity at the generator batch's levels (b + 1/2) / B."""
   u_raw_NxD: jax.Array
   pre: asg_features.Preproc
   target_mean_R: jax.Array
   target_std_R: jax.Array
+  target_quantiles_PxB: jax.Array
 
 
 class Split(NamedTuple):
@@ -79,7 +118,8 @@ def _jitted_derived(derived: Derived, names: tuple):
 
 
 def make_data(config, train: Mapping[str, np.ndarray], derived: Derived) -> AsgData:
-  """Fit the preprocessing and the Eq. 2 targets (mean, RMS of each regression quantity) on train."""
+  """Fit the preprocessing, the Eq. 2 targets (mean, RMS of each regression quantity) and the quantiles of the
+  distribution terms' quantities on train."""
   m = config.model
   pre, raw = asg_features.fit(train, m.features, discrete=dict(m.discrete), zero_spike=tuple(m.zero_spike),
                               asinh=dict(m.asinh), spike_width=m.spike_width, seed=config.seed)
@@ -87,4 +127,9 @@ def make_data(config, train: Mapping[str, np.ndarray], derived: Derived) -> AsgD
   q = derived_values(derived, train, reg)
   mean = np.asarray([q[r].mean() for r in reg], np.float32)
   std = np.asarray([q[r].std() for r in reg], np.float32)
-  return AsgData(jnp.asarray(raw), pre, jnp.asarray(mean), jnp.asarray(std))
+  dist = tuple(config.regression.distribution.keys())
+  bs = int(config.train.batch_size)
+  p = derived_values(derived, train, dist)
+  levels = (np.arange(bs) + 0.5) / bs
+  quant = np.asarray([np.quantile(p[n], levels) for n in dist], np.float32).reshape(len(dist), bs)
+  return AsgData(jnp.asarray(raw), pre, jnp.asarray(mean), jnp.asarray(std), jnp.asarray(quant))

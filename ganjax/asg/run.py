@@ -27,7 +27,7 @@ from ganjax import engine, io
 from ganjax.asg import evaluate as ev
 from ganjax.asg.data import analysis_module, derived_values, make_data, split_table
 from ganjax.asg.metrics import ks_scores, neg2lnl
-from ganjax.asg.train import make_generate, make_members, regression_weights, set_regression
+from ganjax.asg.train import make_generate, make_members, member_weights, parse_member_terms, set_regression
 from ganjax.engine import driver
 from ganjax.engine.errors import BadInputError
 
@@ -42,7 +42,18 @@ def check_config(config, module) -> None:
     problems.append(f"train.batch_size={t.batch_size} must be even and >= 2 (D sees B/2 real + B/2 generated)")
   if not 0 <= config.regression.off_members <= config.n_members:
     problems.append(f"regression.off_members={config.regression.off_members} must be in [0, n_members]")
-  missing = [r for r in config.regression.terms if r not in module.DERIVED]
+  if config.regression.member_terms and len(config.regression.member_terms) != config.n_members:
+    problems.append(f"regression.member_terms has {len(config.regression.member_terms)} entries for "
+                    f"n_members={config.n_members}")
+  try:
+    parse_member_terms(config)
+  except ValueError as e:
+    problems.append(str(e))
+  bad_single = [q for q in config.selection.single if q not in config.selection.quantities]
+  if bad_single:
+    problems.append(f"selection.single {bad_single} must be among selection.quantities "
+                    f"{tuple(config.selection.quantities)}")
+  missing = [r for r in (*config.regression.terms, *config.regression.distribution) if r not in module.DERIVED]
   if missing:
     problems.append(f"regression.terms {missing} are not derived quantities of {config.analysis!r}: "
                     f"{list(module.DERIVED)}")
@@ -78,10 +89,20 @@ def make_selection_hook(config, module, pre, split, generate):
     q = jax.tree.map(np.asarray, gen_M(state.params["g"], selection_key(config.seed, step)))
     n_mem = len(q[sel[0]])
     per_member = [{k: v[m] for k, v in q.items()} for m in range(n_mem)]
-    return {"ks_sum_val": np.asarray([ks_scores(g, val_q, sel).sum() for g in per_member]),
-            "neg2lnl_val": np.asarray([neg2lnl(g, val_q, sel, train_q) for g in per_member])}
+    ks_MxS = np.asarray([ks_scores(g, val_q, sel) for g in per_member])
+    return {"ks_sum_val": ks_MxS.sum(1), "neg2lnl_val": np.asarray([neg2lnl(g, val_q, sel, train_q) for g in per_member]),
+            **{f"ks_{q}_val": ks_MxS[:, sel.index(q)] for q in config.selection.single}}
 
   return hook
+
+
+def output_table(module, gen: dict) -> dict:
+  """The generated features followed by the derived physics quantities (module.OUTPUTS, default every DERIVED
+  quantity; for Z -> mu mu mll and ptll in GeV, dphi, pt, eta of the muons), so that they can be histogrammed
+  directly."""
+  names = tuple(getattr(module, "OUTPUTS", module.DERIVED))
+  extra = derived_values(module.DERIVED, gen, tuple(n for n in names if n not in gen))
+  return {**{k: np.asarray(v) for k, v in gen.items()}, **{k: np.asarray(v, np.float32) for k, v in extra.items()}}
 
 
 def history_columns(records: list) -> dict:
@@ -101,23 +122,28 @@ def write_figures(module, config, workdir: str, test: dict, gen: dict, i_sel: in
   tq = derived_values(module.DERIVED, test, compare)
   gq = derived_values(module.DERIVED, gen, compare)
   name = config.model.name
+  label = tuple(config.eval.exp_label)
   zplots.features(tq, gq, feats + ("mll",), os.path.join(workdir, "fig5_features.png"),
-                  title=f"{name} model, regression terms on (member {i_sel})")
+                  title=f"{name} model, regression terms on (member {i_sel})", label=label)
   if gen_off is not None:
     goff = derived_values(module.DERIVED, gen_off, compare)
     zplots.features(tq, goff, feats + ("mll",), os.path.join(workdir, "fig6_features_noreg.png"),
-                    title=f"{name} model, regression terms off (member {j_off})")
-  zplots.features(tq, gq, derived, os.path.join(workdir, "fig8_derived.png"), title="derived quantities")
-  zplots.correlations(corr[0], corr[1], feats, os.path.join(workdir, "fig9_correlations.png"))
-  zplots.zpt_and_spike(tq, gq, os.path.join(workdir, "fig10_zpt_iso.png"))
-  zplots.history(history, reg_on, tuple(config.regression.terms.keys()), os.path.join(workdir, "fig4_history.png"))
+                    title=f"{name} model, regression terms off (member {j_off})", label=label)
+  zplots.features(tq, gq, derived, os.path.join(workdir, "fig8_derived.png"), title="derived quantities", label=label)
+  zplots.correlations(corr[0], corr[1], feats, os.path.join(workdir, "fig9_correlations.png"), label=label)
+  zplots.zpt_and_spike(tq, gq, os.path.join(workdir, "fig10_zpt_iso.png"), label=label)
+  zplots.history(history, reg_on, tuple(config.regression.terms.keys()), os.path.join(workdir, "fig4_history.png"),
+                 label=label)
 
 
 def run(config, workdir: str, log=print, on_segment_end=None) -> dict:
   """Train (or resume) in workdir, select, evaluate on the test set, write the outputs; returns metrics.
   on_segment_end(step) is called after each segment's checkpoint (tests interrupt a run with it)."""
   t_start = time.time()
-  module = analysis_module(config.analysis)
+  try:
+    module = analysis_module(config.analysis)
+  except ValueError as e:
+    raise BadInputError(str(e)) from e
   check_config(config, module)
   try:
     table = module.load(config)
@@ -128,19 +154,16 @@ def run(config, workdir: str, log=print, on_segment_end=None) -> dict:
   members = make_members(config, module.DERIVED)
   generate = make_generate(config)
 
-  n_mem, n_off = int(config.n_members), int(config.regression.off_members)
-  reg_on = np.arange(n_mem) < n_mem - n_off
-  c1_R, c2_R = (np.asarray(c) for c in regression_weights(config))
-  c1, c2 = np.stack([c1_R] * n_mem), np.stack([c2_R] * n_mem)
-  c1[~reg_on] = 0.0
-  c2[~reg_on] = 0.0
-  state = set_regression(members.init(jax.random.split(jax.random.PRNGKey(config.seed), n_mem)), c1, c2)
+  n_mem = int(config.n_members)
+  c1, c2, c3 = member_weights(config)
+  reg_on = (c1.sum(1) + c2.sum(1) + c3.sum(1)) > 0
+  state = set_regression(members.init(jax.random.split(jax.random.PRNGKey(config.seed), n_mem)), c1, c2, c3)
   pre = data.pre
   aux = {"param_D": pre.param_D, "width_D": pre.width_D, "mean_D": pre.mean_D, "std_D": pre.std_D,
          "target_mean_R": data.target_mean_R, "target_std_R": data.target_std_R}
   loop = driver.Loop(members, data, total_steps=int(config.train.steps), segment_steps=int(config.train.eval_every),
                      evaluate=make_selection_hook(config, module, pre, split, generate), select="ks_sum_val",
-                     also_select=("neg2lnl_val",), keep=lambda s: s.params["g"], aux=aux, name="zmumu")
+                     also_select=("neg2lnl_val",) + tuple(f"ks_{q}_val" for q in config.selection.single), keep=lambda s: s.params["g"], aux=aux, name="zmumu")
   io.claim_workdir(workdir, config)
   t_train = time.time()
   result = driver.run(loop, state, workdir, on_segment_end=on_segment_end)
@@ -160,7 +183,14 @@ def run(config, workdir: str, log=print, on_segment_end=None) -> dict:
   for m in range(n_mem):
     out, cm = ev.evaluate(module, config, {k: v[m] for k, v in gen_all.items()}, test, halves)
     out.update({"regression_terms": bool(reg_on[m]), "selected_step": int(best_step[m]),
-                "ks_sum_val": float(best_score[m]), "diverged_at": int(result.diverged_at[m])})
+                "ks_sum_val": float(best_score[m]), "diverged_at": int(result.diverged_at[m]),
+                "weights": {"c1": c1[m].tolist(), "c2": c2[m].tolist(), "c3": c3[m].tolist()}})
+    for q in config.selection.single:  # the model each member would keep by the validation KS of q alone
+      params_q, score_q, step_q = result.also[f"ks_{q}_val"]
+      gen_q = jax.tree.map(np.asarray, gen_final(jax.tree.map(lambda a: a[m:m + 1], params_q), gen_keys[m:m + 1]))
+      out_q = ev.evaluate(module, config, {k: v[0] for k, v in gen_q.items()}, test, halves)[0]
+      out[f"by_ks_{q}"] = {"selected_step": int(step_q[m]), "ks_val": float(score_q[m]),
+                           **{k: out_q[k] for k in ("peak", "ks_sum_test_size_matched") if k in out_q}}
     members_out.append(out)
     corr.append(cm)
   from scipy.stats import spearmanr
@@ -198,7 +228,7 @@ def run(config, workdir: str, log=print, on_segment_end=None) -> dict:
     res["evaluation"] = evaluation.summary(gsel, test, list(config.model.features), truth_null=split.val,
                                            max_events=n_eval, seed=config.seed)
     evaluation.write_report(res["evaluation"], os.path.join(workdir, "evaluation.md"), "Selected model vs test")
-  io.write_parquet(os.path.join(workdir, "generated.parquet"), gsel,
+  io.write_parquet(os.path.join(workdir, "generated.parquet"), output_table(module, gsel),
                    metadata={"model": config.model.name, "member": str(i_sel), "step": str(best_step[i_sel])})
   if config.eval.plots and io.is_primary():
     write_figures(module, config, workdir, test, gsel, i_sel,

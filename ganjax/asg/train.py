@@ -5,9 +5,16 @@ Per step s with key k = fold_in(run key, s) and k_idx, k_aug, k_zd, k_zg = split
             and B/2 generated ones (noise from k_zd), binary cross-entropy over the B events;
   G update: on B generated events (noise from k_zg), against the updated D,
             BCE(D(G(z)), 1) + sum_q c1_q (mean_B q - <q>)^2 + c2_q (std_B q - sigma_q)^2          (Eq. 2)
-            with <q>, sigma_q the mean and RMS of the derived quantity q in the training data.
-The weights c1, c2 sit in state.hyper, so members with the regression terms on and off train side by side in
-one vmapped program. Optimizer: config.train.optimizer through engine.make_optimizer (adadelta with the
+                            + sum_p c3_p mean_b (sort_B(p)_b - Q_p((b + 1/2) / B))^2
+            with <q>, sigma_q the mean and RMS of the derived quantity q in the training data, and Q_p the
+            training data's quantile function of the derived quantity p (config.regression.distribution).
+The last sum is a distribution-level term: the squared 1D Wasserstein-2 distance between the batch's values of
+p and the training distribution (sorted batch against the quantiles at the same levels). Eq. 2 constrains two
+moments, which a peak with the right mean and RMS but a 2x too wide core and too heavy tails satisfies; the
+sorted-sample term constrains the whole shape (the paper's remark that "an overall improvement on derived
+quantities can be achieved adding extra regression terms", Sec. 6, taken to the full distribution).
+The weights c1, c2, c3 sit in state.hyper, so members with different terms (on, off, ablations) train side by
+side in one vmapped program. Optimizer: config.train.optimizer through engine.make_optimizer (adadelta with the
 Keras defaults the paper used, or adam).
 """
 
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ganjax import engine
 from ganjax.asg.data import AsgData, Derived
@@ -49,11 +57,66 @@ def regression_weights(config) -> tuple[jax.Array, jax.Array]:
           jnp.asarray([terms[r][1] for r in terms], jnp.float32))
 
 
+def distribution_weights(config) -> jax.Array:
+  """c3_P of config.regression.distribution, in its order."""
+  dist = config.regression.distribution
+  return jnp.asarray([dist[p] for p in dist], jnp.float32)
+
+
+def parse_member_terms(config) -> list[set[str]] | None:
+  """config.regression.member_terms: one entry per member naming the terms it trains with, joined by '+'
+  (a key of regression.terms: its Eq. 2 terms; 'w2:<p>': the distribution term of p; '' or 'none': no terms);
+  None when not given (then every member uses every term, but the last regression.off_members none)."""
+  spec = tuple(config.regression.member_terms)
+  if not spec:
+    return None
+  known = set(config.regression.terms) | {f"w2:{p}" for p in config.regression.distribution}
+  out = []
+  for m, entry in enumerate(spec):
+    names = {t.strip() for t in entry.split("+") if t.strip() and t.strip() != "none"}
+    unknown = sorted(names - known)
+    if unknown:
+      raise ValueError(f"regression.member_terms[{m}] = {entry!r}: unknown term(s) {unknown}; known: "
+                       f"{sorted(known)} (joined by '+', '' = none)")
+    out.append(names)
+  return out
+
+
+def member_weights(config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Per-member (c1_MxR, c2_MxR, c3_MxP): regression.member_terms when given, else all terms on except for
+  the last regression.off_members members (c = 0, the paper's Fig. 6)."""
+  n_mem = int(config.n_members)
+  c1_R, c2_R = (np.asarray(c) for c in regression_weights(config))
+  c3_P = np.asarray(distribution_weights(config))
+  c1, c2, c3 = np.tile(c1_R, (n_mem, 1)), np.tile(c2_R, (n_mem, 1)), np.tile(c3_P, (n_mem, 1))
+  chosen = parse_member_terms(config)
+  if chosen is None:
+    off = np.arange(n_mem) >= n_mem - int(config.regression.off_members)
+    c1[off], c2[off], c3[off] = 0.0, 0.0, 0.0
+  else:
+    for m, names in enumerate(chosen):
+      for i, r in enumerate(config.regression.terms):
+        if r not in names:
+          c1[m, i] = c2[m, i] = 0.0
+      for i, p in enumerate(config.regression.distribution):
+        if f"w2:{p}" not in names:
+          c3[m, i] = 0.0
+  return c1.astype(np.float32), c2.astype(np.float32), c3.astype(np.float32)
+
+
+def sorted_w2(values_PxB: jax.Array, quantiles_PxB: jax.Array) -> jax.Array:
+  """Squared 1D Wasserstein-2 distance between each row of values (a batch) and the sorted target values of the
+  same length: mean_b (sort(values)_b - quantiles_b)^2 (in 1D the sorted matching is the optimal transport plan).
+  Differentiable a.e. (sort is a permutation)."""
+  return jnp.mean((jnp.sort(values_PxB, axis=1) - quantiles_PxB) ** 2, axis=1)
+
+
 def make_spec(config, derived: Derived) -> engine.TrainSpec:
   """Models, losses, optimizers and sampler of one member; the data is the members' shared AsgData."""
   n_feat = len(config.model.features)
   reg = tuple(config.regression.terms.keys())
-  missing = [r for r in reg if r not in derived]
+  dist = tuple(config.regression.distribution.keys())
+  missing = [r for r in reg + dist if r not in derived]
   if missing:
     raise ValueError(f"regression quantities {missing} are not in the analysis' DERIVED {list(derived)}")
   bs = int(config.train.batch_size)
@@ -61,11 +124,12 @@ def make_spec(config, derived: Derived) -> engine.TrainSpec:
   g_net, d_net = make_models(config)
   tx = engine.make_optimizer(config.train.optimizer, total_steps=int(config.train.steps))
   c1_R, c2_R = regression_weights(config)
+  c3_P = distribution_weights(config)
 
   def init(key):
     kg, kd, kstate = jax.random.split(key, 3)
     params = {"g": g_net.init(kg, jnp.zeros((1, n_feat))), "d": d_net.init(kd, jnp.zeros((1, n_feat)))}
-    return engine.Init(params=params, key=kstate, hyper={"c1": c1_R, "c2": c2_R})
+    return engine.Init(params=params, key=kstate, hyper={"c1": c1_R, "c2": c2_R, "c3": c3_P})
 
   def real_batch(data: AsgData, k, _step):
     """B/2 standardised training events with their random parts (smearing, spike filling) redrawn."""
@@ -83,21 +147,25 @@ def make_spec(config, derived: Derived) -> engine.TrainSpec:
     return losses.bce(logits, labels).mean(), {}
 
   def regression_terms(x_BxD, data: AsgData, hyper):
-    """Eq. 2 terms of a generated batch and the batch mean / width of each quantity."""
+    """Eq. 2 terms and the distribution terms of a generated batch; the batch mean / width of each Eq. 2
+    quantity and the squared W2 distance of each distribution quantity."""
     phys = asg_features.decode(data.pre, x_BxD, discretize=False)
     q_RxB = jnp.stack([derived[r](phys) for r in reg]) if reg else jnp.zeros((0, x_BxD.shape[0]))
-    mean_R, std_R = q_RxB.mean(1), q_RxB.std(1)
+    # sqrt(var + 1e-12): the same value in float32, but a finite gradient when a batch collapses to one value
+    mean_R, std_R = q_RxB.mean(1), jnp.sqrt(q_RxB.var(1) + 1e-12)
     loss = jnp.sum(hyper["c1"] * (mean_R - data.target_mean_R) ** 2
                    + hyper["c2"] * (std_R - data.target_std_R) ** 2)
-    return loss, mean_R, std_R
+    p_PxB = jnp.stack([derived[p](phys) for p in dist]) if dist else jnp.zeros((0, x_BxD.shape[0]))
+    w2_P = sorted_w2(p_PxB, data.target_quantiles_PxB)
+    return loss + jnp.sum(hyper["c3"] * w2_P), mean_R, std_R, w2_P
 
   def g_loss(params, _batch, ctx):
     k_zg = jax.random.split(ctx.key, 4)[3]
     x = g_net.apply(params["g"], jax.random.normal(k_zg, (bs, n_feat)))
     bce = losses.generator_nonsaturating(d_net.apply(params["d"], x)[:, 0])
-    reg_loss, mean_R, std_R = regression_terms(x, ctx.data, ctx.hyper)
+    reg_loss, mean_R, std_R, w2_P = regression_terms(x, ctx.data, ctx.hyper)
     aux = {"bce": bce, "regression": reg_loss, **{f"{r}_mean": mean_R[i] for i, r in enumerate(reg)},
-           **{f"{r}_std": std_R[i] for i, r in enumerate(reg)}}
+           **{f"{r}_std": std_R[i] for i, r in enumerate(reg)}, **{f"{p}_w2": w2_P[i] for i, p in enumerate(dist)}}
     return bce + reg_loss, aux
 
   return engine.TrainSpec(init=init, optimizers={"g": tx, "d": tx},
@@ -111,7 +179,9 @@ def make_members(config, derived: Derived) -> engine.Members:
                              how=config.member_axis)
 
 
-def set_regression(state, c1_MxR, c2_MxR):
-  """The stacked state with per-member Eq. 2 weights (e.g. 0 for the regression-off members)."""
-  return state.replace(hyper={**state.hyper, "c1": jnp.asarray(c1_MxR, jnp.float32),
-                              "c2": jnp.asarray(c2_MxR, jnp.float32)})
+def set_regression(state, c1_MxR, c2_MxR, c3_MxP=None):
+  """The stacked state with per-member Eq. 2 (and distribution) weights (e.g. 0 for the regression-off members)."""
+  hyper = {**state.hyper, "c1": jnp.asarray(c1_MxR, jnp.float32), "c2": jnp.asarray(c2_MxR, jnp.float32)}
+  if c3_MxP is not None:
+    hyper["c3"] = jnp.asarray(c3_MxP, jnp.float32)
+  return state.replace(hyper=hyper)

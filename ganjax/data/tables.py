@@ -221,3 +221,21 @@ def read_table(path: str, columns: Sequence[str] | None = None, rename: Mapping[
   if not out or next(iter(out.values())).size == 0:
     raise ValueError(f"{path}: table is empty")
   return out
+
+
+def parse_mapping(columns: str | Mapping[str, str] | None) -> dict[str, str]:
+  """{our name: file column} from a mapping or the command-line form "ours=theirs,ours=theirs"."""
+  if not columns:
+    return {}
+  if not isinstance(columns, str):
+    return dict(columns.to_dict() if hasattr(columns, "to_dict") else columns)
+  mapping = {}
+  for item in columns.split(","):
+    item = item.strip()
+    if not item:
+      continue
+    if item.count("=") != 1 or not all(s.strip() for s in item.split("=")):
+      raise ValueError(f"data option columns: {item!r} is not of the form ours=theirs (in {columns!r})")
+    ours, theirs = (s.strip() for s in item.split("="))
+    mapping[ours] = theirs
+  return mapping

@@ -28,7 +28,7 @@ from typing import Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from ganjax.data.tables import read_table
+from ganjax.data import tables
 
 MUON_MASS = 0.1057  # GeV
 CSV_PATH = os.path.join(os.path.dirname(__file__), "cms2011a_zmumu.csv")
@@ -36,6 +36,8 @@ RAW_COLUMNS = ("pt1", "eta1", "phi1", "Q1", "dxy1", "iso1", "pt2", "eta2", "phi2
 REDUCED = ("px1", "py1", "pz1", "E1", "px2", "pz2", "E2")
 FULL = REDUCED + ("iso1", "iso2", "dxy1", "dxy2")
 MLL_WINDOW = (60.0, 120.0)  # the selection that defines the CSV
+Z_MASS = 91.1876            # GeV (PDG)
+PEAK_SCALE = 5.0            # GeV: the +-5 GeV around M_Z that the peak terms look at
 
 
 def cartesian(pt, eta, phi, mass: float = MUON_MASS):
@@ -100,12 +102,50 @@ def features_from_raw(raw: Mapping[str, np.ndarray], model: str = "reduced",
   return out
 
 
+def required_columns(model: str = "reduced", charges: str = "order") -> tuple[str, ...]:
+  """The raw columns the features of `model` use: the muons' pt, eta, phi (reduced); + Q, iso, dxy (full)."""
+  kin = ("pt1", "eta1", "phi1", "pt2", "eta2", "phi2")
+  return kin if model == "reduced" else RAW_COLUMNS
+
+
+def read_raw(path: str, columns: tuple[str, ...], mapping: str | Mapping[str, str] = "",
+             tree: str = "") -> dict[str, np.ndarray]:
+  """Our raw columns from a CSV / parquet / ROOT (flat TTree) file, renamed by `mapping` ({ours: file column}
+  or "ours=theirs,..."); a missing column raises one ValueError naming the file, our name, the file's name
+  and the available columns."""
+  mapping = tables.parse_mapping(mapping) if isinstance(mapping, str) else dict(mapping)
+  unknown = sorted(set(mapping) - set(RAW_COLUMNS))
+  if unknown:
+    raise ValueError(f"data.columns maps unknown name(s) {unknown}; ours are {list(RAW_COLUMNS)}")
+  available = tables.list_columns(path, tree or None)
+  wanted = {c: mapping.get(c, c) for c in columns}
+  missing = [f"{ours} (file column {theirs!r})" if ours != theirs else repr(ours)
+             for ours, theirs in wanted.items() if theirs not in available]
+  if missing:
+    raise ValueError(f"{path}: column(s) {', '.join(missing)} not found; available columns: {sorted(available)}. "
+                     "Map ours to the file's with --config.data.columns='pt1=mu1_pt,eta1=mu1_eta,...'")
+  raw = tables.read_table(path, columns=list(dict.fromkeys(wanted.values())), tree=tree or None)
+  return {ours: np.asarray(raw[theirs]) for ours, theirs in wanted.items()}
+
+
 def load(config) -> dict[str, np.ndarray]:
-  """The feature table of config.model.name ('reduced' / 'full') with config.model.charges ('order' /
-  'smear') from config.data.source ('' = the packaged CSV; any CSV / parquet / ROOT file with its columns)."""
-  path = config.data.source or CSV_PATH
-  raw = read_table(path, columns=RAW_COLUMNS)
-  return features_from_raw(raw, config.model.name, config.model.charges)
+  """The feature table of config.model.name ('reduced' / 'full') with config.model.charges ('order' / 'smear')
+  from config.data.source ('' = the packaged CSV; any CSV / parquet / ROOT file with these columns, renamed by
+  config.data.columns, in config.data.tree), for the events inside config.data.mll_min < M_ll < mll_max.
+
+  Only the columns the features use are read (the reduced model needs no Q, dxy, iso)."""
+  d = config.data
+  path = d.source or CSV_PATH
+  raw = read_raw(path, required_columns(config.model.name, config.model.charges), d.columns, d.tree)
+  f = features_from_raw(raw, config.model.name, config.model.charges)
+  lo, hi = float(d.mll_min), float(d.mll_max)
+  if not lo < hi:
+    raise ValueError(f"data.mll_min={lo} must be below data.mll_max={hi}")
+  keep = in_window(f, (lo, hi))
+  if keep.sum() < 10:
+    raise ValueError(f"{path}: {int(keep.sum())} of {keep.size} events have {lo} < M_ll < {hi} GeV; widen "
+                     "data.mll_min / data.mll_max or check the columns' units (GeV) and mapping")
+  return {k: v[keep] for k, v in f.items()}
 
 
 # Derived quantities: jnp functions of the (rotated, physical) features, usable on data and on
@@ -117,6 +157,32 @@ def mll(f):
   m2 = e ** 2 - px ** 2 - py ** 2 - pz ** 2
   safe = jnp.where(m2 > 1e-6, m2, 1e-6)  # generated events can be unphysical (m2 < 0)
   return jnp.sqrt(safe)
+
+
+def mll_peak(f):
+  """M_ll compressed to +-PEAK_SCALE around M_Z, PEAK_SCALE tanh((M_ll - M_Z) / PEAK_SCALE) [GeV]: its mean and
+  RMS (Eq. 2 terms on it) are set by the peak's core, not by the tails that dominate the RMS of M_ll itself."""
+  return PEAK_SCALE * jnp.tanh((mll(f) - Z_MASS) / PEAK_SCALE)
+
+
+def _p1(f):
+  return jnp.sqrt(f["px1"] ** 2 + f["py1"] ** 2 + f["pz1"] ** 2 + 1e-12)
+
+
+def _p2(f):
+  return jnp.sqrt(f["px2"] ** 2 + f["pz2"] ** 2 + 1e-12)
+
+
+def offshell1(f):
+  """E1 - |p1| [GeV]: 0 up to m_mu^2 / 2E (< 1e-3 GeV) for a real muon. The generator produces E freely (the
+  paper's 7 features), and off-shell muons smear M_ll (E off by 2% moves M_ll by ~1 GeV): Eq. 2 terms on it
+  keep the generated muons on their mass shell."""
+  return f["E1"] - _p1(f)
+
+
+def offshell2(f):
+  """E2 - |p2| [GeV] (see offshell1)."""
+  return f["E2"] - _p2(f)
 
 
 def ptll(f):
@@ -140,6 +206,9 @@ def _pt2(f):
 
 DERIVED = {
     "mll": mll,
+    "mll_peak": mll_peak,
+    "offshell1": offshell1,
+    "offshell2": offshell2,
     "ptll": ptll,
     "dphi": dphi,
     "pt1": _pt1,
@@ -148,8 +217,11 @@ DERIVED = {
     "eta2": lambda f: jnp.arcsinh(f["pz2"] / jnp.maximum(_pt2(f), 1e-6)),
 }
 
+# Written next to the generated features in generated.parquet (GeV for mll, ptll, pt1, pt2).
+OUTPUTS = ("mll", "ptll", "dphi", "pt1", "eta1", "pt2", "eta2")
 
-def in_window(f) -> np.ndarray:
-  """The dataset's selection 60 < M_ll < 120 GeV, applied to generated events for comparison."""
-  m = np.asarray(mll(f))
-  return (m > MLL_WINDOW[0]) & (m < MLL_WINDOW[1])
+
+def in_window(f, window: tuple[float, float] = MLL_WINDOW) -> np.ndarray:
+  """The dataset's selection window[0] < M_ll < window[1] (GeV) of feature columns (data or generated)."""
+  m = np.asarray(mll({k: np.asarray(v) for k, v in f.items()}))
+  return (m > window[0]) & (m < window[1])
