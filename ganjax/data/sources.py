@@ -64,20 +64,7 @@ def resolve_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def parse_columns(columns: str | Mapping[str, str] | None) -> dict[str, str]:
   """{our name: file column} from a mapping or "ours=theirs,ours=theirs"; names checked against ours."""
-  if not columns:
-    return {}
-  if isinstance(columns, str):
-    mapping = {}
-    for item in columns.split(","):
-      item = item.strip()
-      if not item:
-        continue
-      if item.count("=") != 1:
-        raise ValueError(f"data option columns: {item!r} is not of the form ours=theirs (in {columns!r})")
-      ours, theirs = (s.strip() for s in item.split("="))
-      mapping[ours] = theirs
-  else:
-    mapping = dict(columns.to_dict() if hasattr(columns, "to_dict") else columns)
+  mapping = tables.parse_mapping(columns)
   diphoton = [k for k in mapping if k in gjets.DIPHOTON_COLUMNS]
   if diphoton:
     raise ValueError(f"data option columns maps {diphoton}: the diphoton columns are always recomputed from "
