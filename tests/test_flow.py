@@ -148,3 +148,32 @@ def test_identity_at_init_and_generator_clip():
   x = np.asarray(x)                                                                      # permutations
   np.testing.assert_allclose(np.sort(x[0]), [-0.2, 0.3], atol=1e-6)
   np.testing.assert_array_equal(np.sort(x[1]), [-1.0, 1.0])  # clipped to the support
+
+
+def test_main_job_with_the_flow(tmp_path):
+  """python -m ganjax.main --config=configs/hgg.py:test,flow: the flow trains by maximum likelihood, is
+  selected by the same S-sample -2lnL, generates the CR (inside the preprocessed support) and feeds DCTR;
+  metrics.json adds its exact test NLL."""
+  import subprocess
+  import sys
+
+  from ganjax import io
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+  out = subprocess.run([sys.executable, "-m", "ganjax.main", "--config=configs/hgg.py:test,flow",
+                        f"--workdir={tmp_path}", "--config.output.validation=False", "--config.dctr.enabled=True",
+                        "--config.dctr.train.epochs=1"], cwd=repo, env=env, capture_output=True, text=True,
+                       timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  m = json.load(open(tmp_path / "metrics.json"))
+  assert m["model_kind"] == "flow" and "discriminator" not in m
+  # a density on [-1, 1]^4: near the standard normal's 4 (ln(2 pi) / 2 + 1/6) = 4.34 after 16 steps
+  assert abs(m["test_flow_nll"] - 4.34) < 0.3
+  assert set(m["test_nll"]) == {"1", "3"} and m["best_val_nll"] == min(m["history"]["val_nll"])
+  assert len(m["history"]["loss_nll"]) == 2 and "loss_d" not in m["history"]
+  assert m["generator"]["params"] > 0 and np.isfinite(m["s2_fake_pt_ratio"])
+  assert "classifier" in m["dctr"]  # DCTR of the flow's CR (weights checked below)
+  cols, _ = io.read_parquet(str(tmp_path / "ganed_cr.parquet"))
+  for c in ("gan_fake_pt", "gan_fake_eta", "gan_fake_phi", "gan_fake_id", "gan_mgg", "dctr_weight"):
+    assert np.all(np.isfinite(cols[c])), c
+  assert np.all(cols["gan_fake_pt"] > 0) and np.all(np.abs(cols["gan_fake_phi"]) <= np.pi)

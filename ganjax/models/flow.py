@@ -173,5 +173,10 @@ class Flow(nn.Module):
     return self(jax.random.normal(key, (n, self.n_features)), cond_NxC)
 
 
-def n_params(params) -> int:
-  return int(sum(np.size(a) for a in jax.tree.leaves(params)))
+def flops_per_object(flow: Flow, n_cond: int) -> dict[str, int]:
+  """Multiply-adds of the conditioners per generated object (analytic) and the spline evaluations."""
+  d, k = flow.n_features, flow.n_bins
+  n_id = d // 2
+  widths = [max(n_id + n_cond, 1), *flow.hidden, (d - n_id) * (3 * k - 1)]
+  macs = flow.n_layers * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+  return {"macs": int(macs), "flops": int(2 * macs), "spline_evaluations": int(flow.n_layers * (d - n_id))}
