@@ -6,7 +6,9 @@ Presets (get_config(arg)):
   full_smear   full with the charges as smeared discrete features instead of the ordering (App. A).
   full_rawiso  full with iso as a plain continuous feature (no spike handling), for comparison.
   test         tiny networks, 4 evaluations of 10 steps: the end-to-end test (seconds).
-  Append ',adam' for the adam optimizer (e.g. 'reduced,adam').
+  Append ',adam' for the adam optimizer (e.g. 'reduced,adam'), ',flow' for a spline flow (ganjax/models/flow.py)
+  in place of the GAN: maximum likelihood plus the same Eq. 2 terms, adam 1e-3, the same steps and figures
+  (docs/results.md):  python -m ganjax.main --config=configs/zmumu.py:reduced,flow --workdir=runs/zmumu_flow
 
 Run (2-core CPU, no GPU; measured numbers and runtimes in docs/results.md):
   python -m ganjax.main --config=configs/zmumu.py:reduced --workdir=runs/zmumu_reduced
@@ -54,6 +56,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.g_hidden = (64, 128, 256, 512, 256, 128)
   c.model.d_hidden = (128, 128, 256, 256, 128, 64, 32, 16, 8)
   c.model.slope = 0.2
+  c.model.kind = "gan"          # gan | flow (option ',flow')
+  c.model.flow = ml_collections.ConfigDict()  # unconditional spline flow on the standardised features
+  c.model.flow.layers = 6
+  c.model.flow.bins = 8
+  c.model.flow.hidden = (128, 128)
+  c.model.flow.bound = 4.0      # splines on [-4, 4] standard deviations, identity outside
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 3000
@@ -105,6 +113,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif preset != "reduced":
     raise ValueError(f"configs/zmumu.py: unknown preset {preset!r}; use reduced, full, full_smear, full_rawiso "
                      "or test")
+  if "flow" in opts:
+    c.model.kind = "flow"
+    c.train.optimizer.name = "adam"  # adadelta's unit step suits the GAN game, not a likelihood
+    c.train.optimizer.learning_rate = 1e-3
+    c.train.optimizer.b1 = 0.9
+    if preset == "test":
+      c.model.flow.layers = 2
+      c.model.flow.hidden = (8,)
   if "adam" in opts:
     c.train.optimizer.name = "adam"
     c.train.optimizer.learning_rate = 2e-4

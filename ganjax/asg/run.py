@@ -110,7 +110,8 @@ def write_figures(module, config, workdir: str, test: dict, gen: dict, i_sel: in
   zplots.features(tq, gq, derived, os.path.join(workdir, "fig8_derived.png"), title="derived quantities")
   zplots.correlations(corr[0], corr[1], feats, os.path.join(workdir, "fig9_correlations.png"))
   zplots.zpt_and_spike(tq, gq, os.path.join(workdir, "fig10_zpt_iso.png"))
-  zplots.history(history, reg_on, tuple(config.regression.terms.keys()), os.path.join(workdir, "fig4_history.png"))
+  if "d_loss" in history:  # the GAN's losses (a flow has no discriminator)
+    zplots.history(history, reg_on, tuple(config.regression.terms.keys()), os.path.join(workdir, "fig4_history.png"))
 
 
 def run(config, workdir: str, log=print, on_segment_end=None) -> dict:
