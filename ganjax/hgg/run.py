@@ -302,7 +302,8 @@ def _validate(config, prep: Prepared, ganed: dict, vdir: str) -> dict:
 
 
 def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequence[dict],
-                  regions: tuple[dict, dict, str] | None = None, member_axis: str = "auto") -> dict:
+                  regions: tuple[dict, dict, str] | None = None, member_axis: str = "auto",
+                  report: bool = False) -> dict:
   """Trainings that differ only in seed, label noise, peak learning rate or b1 (checks.MEMBER_KEYS), run as
   ONE program through the driver: the members' states stacked, jit(vmap) or jit(lax.map) of the training
   segment (member_axis: vmap | map | auto = map on CPU, vmap elsewhere; ganjax/engine/members.py), the
@@ -310,6 +311,8 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
   -2lnL. Resumable like a single run. Returns (and writes to workdir/members.json) each member's history,
   best epoch/-2lnL, test -2lnL and S^2(fake pT) ratio.
   members: e.g. [{"train.label_noise": 0.0}, {"seed": 1}]; unset keys take the config's value.
+  report: also each member's S^2 ratio (GANed CR vs MC SR over MC CR vs MC SR) of every generated and diphoton
+  column and its physics validation summary (chi against the MC SR and, on the simulator, the ideal CR).
   """
   t_start = time.time()
   check_members(config, members)
@@ -340,7 +343,9 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
     diverged_at = min(diverged + bad_epochs) if diverged or bad_epochs else None
     if diverged_at is not None:  # a diverged member is recorded and ignored from then on
       h["val_nll"] = [np.nan if e >= diverged_at else v for e, v in zip(h["epoch"], h["val_nll"])]
-    s2 = apply.s2_table(config, s.prep, apply.ganed_cr(config, s.prep, fit.gen_u_MxNxO[j]))["fake_pt"]
+    ganed = apply.ganed_cr(config, s.prep, fit.gen_u_MxNxO[j])
+    s2_all = apply.s2_table(config, s.prep, ganed)
+    s2 = s2_all["fake_pt"]
     out["members"].append({
         "overrides": dict(m), "seed": int(seeds[j]), "label_noise": float(hyper["label_noise"][j]),
         "learning_rate": float(hyper["learning_rate"][j]), "history": h,
@@ -349,7 +354,12 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
         "test_nll": {k: float(v[j]) for k, v in fit.test_nll.items()},
         "s2_fake_pt_ratio": s2["ganed_cr_vs_mc_sr"] / s2["mc_cr_vs_mc_sr"],
         **({"test_flow_nll": float(fit.test_flow_nll[j])} if fit.test_flow_nll is not None else {})})
-  out.update(seconds=time.time() - t_start, devices=[str(d) for d in jax.devices()])
+    if report:
+      out["members"][-1]["s2_ratio"] = {c: v["ganed_cr_vs_mc_sr"] / v["mc_cr_vs_mc_sr"] for c, v in s2_all.items()}
+      out["members"][-1]["validation"] = _validate(config, s.prep, ganed, os.path.join(workdir, f"validation_{j}"))
+  n_params = {m: int(sum(np.size(a) // len(members) for a in jax.tree.leaves(p))) for m, p in r.state.params.items()}
+  out.update(seconds=time.time() - t_start, devices=[str(d) for d in jax.devices()], model_kind=config.model.kind,
+             train_seconds=float(sum(rec["seconds"] for rec in r.history)), params=n_params)
   io.write_json(os.path.join(workdir, "members.json"), out)
   return out
 
