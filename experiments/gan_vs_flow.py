@@ -104,14 +104,15 @@ def table(results: dict, header: str) -> str:
   lines = [header, "", "| quantity | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
   for q, by_kind in rows.items():
     lines.append(f"| {q} | " + " | ".join(by_kind.get(k, "") for k in kinds) + " |")
-  lines.append("| training wall time, all seeds in one program (s) | "
-               + " | ".join(f"{results[k]['train_seconds']:.0f}" for k in kinds) + " |")
+  lines.append("| training time, all seeds in one program (segments without evaluations or compile; s) | "
+               + " | ".join(f"{results[k]['train_seconds']:.1f}" for k in kinds) + " |")
   lines.append("| run wall time incl. setup, test metric, CR, validation (s) | "
                + " | ".join(f"{results[k]['seconds']:.0f}" for k in kinds) + " |")
   lines.append("| generation objects/s (one member, CR) | "
                + " | ".join(f"{results[k]['generation_objects_per_s']:,.0f}" for k in kinds) + " |")
   lines.append("| parameters | " + " | ".join(
-      " + ".join(f"{v:,} ({m})" for m, v in results[k]["params"].items()) for k in kinds) + " |")
+      " + ".join(f"{v:,} ({m.upper()})" for m, v in sorted(results[k]["params"].items(), key=lambda mv: mv[0] != "g"))
+      for k in kinds) + " |")
   return "\n".join(lines) + "\n"
 
 
