@@ -102,7 +102,7 @@ def main():
   print("| model | parameters | compile s | training member-steps/s | generation objects/s | metric objects/s |")
   print("| --- | --- | --- | --- | --- | --- |")
   for kind, r in res.items():
-    par = " + ".join(f"{v:,}" for v in r["params"].values())
+    par = " + ".join(f"{v:,} ({m.upper()})" for m, v in sorted(r["params"].items(), key=lambda mv: mv[0] != "g"))
     print(f"| {kind} | {par} | {r['compile_s']:.1f} | {r['member_steps_per_s']:,.0f} | "
           f"{r['generate_objects_per_s']:,.0f} | {r['metric_objects_per_s']:,.0f} |")
   if a.out:

@@ -58,7 +58,7 @@ def test_invertible(flow3, values, edge):
 
 
 def test_logdet_matches_jacobian(flow3):
-  """log|det dz/dx| of forward and of inverse against slogdet of jax.jacobian, per row."""
+  """log|det dz/dx| of forward against slogdet of jax.jacobian, per row."""
   flow, params, fwd, inv = flow3
   x = 2.0 * jax.random.normal(jax.random.PRNGKey(5), (20, 3))
   c = jax.random.normal(jax.random.PRNGKey(6), (20, 2))
@@ -67,9 +67,7 @@ def test_logdet_matches_jacobian(flow3):
   one = lambda method: jax.jit(jax.vmap(jax.jacobian(lambda xi, ci: flow.apply(params, xi[None], ci[None],
                                                                                  method=method)[0][0])))
   _, brute = np.linalg.slogdet(np.asarray(one(Flow.forward)(x, c), np.float64))
-  np.testing.assert_allclose(ld, brute, atol=1e-4, rtol=1e-4)
-  _, brute_inv = np.linalg.slogdet(np.asarray(one(Flow.inverse)(z, c), np.float64))
-  np.testing.assert_allclose(inv(params, z, c)[1], brute_inv, atol=1e-3, rtol=1e-3)
+  np.testing.assert_allclose(ld, brute, atol=1e-4, rtol=1e-4)  # the inverse's = -forward's (test_invertible)
   assert np.abs(ld).max() > 0.1  # not the identity
 
 
@@ -162,14 +160,14 @@ def test_main_job_with_the_flow(tmp_path):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
   out = subprocess.run([sys.executable, "-m", "ganjax.main", "--config=configs/hgg.py:test,flow",
                         f"--workdir={tmp_path}", "--config.output.validation=False", "--config.dctr.enabled=True",
-                        "--config.dctr.train.epochs=1"], cwd=repo, env=env, capture_output=True, text=True,
+                        "--config.dctr.train.epochs=1", "--config.metric.test_samples=(3,)"], cwd=repo, env=env, capture_output=True, text=True,
                        timeout=600)
   assert out.returncode == 0, out.stderr[-2000:]
   m = json.load(open(tmp_path / "metrics.json"))
   assert m["model_kind"] == "flow" and "discriminator" not in m
   # a density on [-1, 1]^4: near the standard normal's 4 (ln(2 pi) / 2 + 1/6) = 4.34 after 16 steps
   assert abs(m["test_flow_nll"] - 4.34) < 0.3
-  assert set(m["test_nll"]) == {"1", "3"} and m["best_val_nll"] == min(m["history"]["val_nll"])
+  assert set(m["test_nll"]) == {"3"} and m["best_val_nll"] == min(m["history"]["val_nll"])
   assert len(m["history"]["loss_nll"]) == 2 and "loss_d" not in m["history"]
   assert m["generator"]["params"] > 0 and np.isfinite(m["s2_fake_pt_ratio"])
   assert "classifier" in m["dctr"]  # DCTR of the flow's CR (weights checked below)
