@@ -49,6 +49,8 @@ def check_config(config, module) -> None:
   unknown = [q for q in config.selection.quantities if q not in m.features and q not in module.DERIVED]
   if unknown or not config.selection.quantities:
     problems.append(f"selection.quantities {unknown or '()'} must be features or derived quantities")
+  if m.kind not in ("gan", "flow"):
+    problems.append(f"model.kind={m.kind!r}; use gan or flow")
   fv, ft = config.data.val_frac, config.data.test_frac
   if not (0 < fv and 0 < ft and fv + ft < 1):
     problems.append(f"data.val_frac={fv} and data.test_frac={ft} must be > 0 with a sum < 1")
