@@ -175,3 +175,18 @@ def test_main_job_with_the_flow(tmp_path):
   for c in ("gan_fake_pt", "gan_fake_eta", "gan_fake_phi", "gan_fake_id", "gan_mgg", "dctr_weight"):
     assert np.all(np.isfinite(cols[c])), c
   assert np.all(cols["gan_fake_pt"] > 0) and np.all(np.abs(cols["gan_fake_phi"]) <= np.pi)
+
+
+def test_flow_options_of_every_method():
+  """`flow` combines with the presets of the main job, amplification and Z -> mu mu (in any order)."""
+  for spec in ("hgg:quick,flow", "hgg:flow,quick"):
+    c = load_config(spec)
+    assert c.model.kind == "flow" and tuple(c.model.flow.hidden) == (48, 48) and c.data.n_train == 8_000
+  assert load_config("hgg:test,dctr").model.kind == "gan"
+  c = load_config("ganplify:cpu5d,flow")
+  assert c.model.kind == "flow" and c.n_members == 10 and c.data.toy == "shell" and c.train.optimizer.b1 == 0.9
+  assert load_config("ganplify:cpu5d").model.kind == "gan"
+  with pytest.raises(ValueError, match="unknown option"):
+    load_config("ganplify:cpu1d,flwo")
+  c = load_config("zmumu:reduced,flow")
+  assert c.model.kind == "flow" and c.train.optimizer.name == "adam" and c.train.steps == 3000
