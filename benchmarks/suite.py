@@ -11,6 +11,9 @@ Sections (paper sizes on a GPU/TPU; tiny sizes on a CPU, in about two minutes):
   hgg_epoch  one paper-scale epoch of the main job (100k SR training events, batch 1024, LAMB, full-width
              networks) and its validation metric (25k events, S = 100), extrapolated to the paper's 5000
              epochs with a metric evaluation after each
+  flow_vs_gan  the main job's GAN next to the conditional spline flow (configs/hgg.py:<preset>[,flow]):
+             training member-steps/s of M members in one program, generation and metric objects/s
+             (benchmarks/flow_vs_gan.py; paper size: the full preset, 10 members)
 On one H200/H100 the paper-sized suite is meant to finish in under 10 minutes (the 1000-member ensemble
 dominates); `--skip` drops sections.
 """
@@ -33,10 +36,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZES = {
     "paper": {"ensemble": {"members": (1, 10, 100, 1000), "width": 256, "depth": 7, "noise": 1000, "epochs": 2},
               "metric": {"n_events": 100_000, "n_samples": 100, "chunk": 32768, "dtypes": ("fp32", "bf16")},
-              "hgg": {"preset": "full", "n_events": 2_700_000}},
+              "hgg": {"preset": "full", "n_events": 2_700_000},
+              "flow_vs_gan": {"preset": "full", "members": 10, "epochs": 1}},
     "tiny": {"ensemble": {"members": (1, 10), "width": 32, "depth": 2, "noise": 16, "epochs": 1},
              "metric": {"n_events": 4000, "n_samples": 5, "chunk": 4096, "dtypes": ("fp32",)},
-             "hgg": {"preset": "test", "n_events": 6000}},
+             "hgg": {"preset": "test", "n_events": 6000},
+             "flow_vs_gan": {"preset": "test", "members": 2, "epochs": 1}},
 }
 
 
@@ -104,10 +109,17 @@ def bench_hgg_epoch(s: dict) -> dict:
   return out
 
 
+def bench_flow_vs_gan(s: dict) -> dict:
+  """GAN vs flow on the main job (benchmarks/flow_vs_gan.py)."""
+  import flow_vs_gan
+  return flow_vs_gan.run(s["preset"], s["members"], s["epochs"], repeats=2)
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--size", default="auto", choices=("auto", "paper", "tiny"))
-  p.add_argument("--skip", default="", help="comma-separated sections to skip: ensemble, metric, hgg_epoch")
+  p.add_argument("--skip", default="", help="comma-separated sections to skip: ensemble, metric, hgg_epoch, "
+                 "flow_vs_gan")
   p.add_argument("--out", default="suite.json")
   a = p.parse_args()
   size = a.size if a.size != "auto" else ("tiny" if jax.default_backend() == "cpu" else "paper")
@@ -116,7 +128,8 @@ def main():
          "jax": jax.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpu_count": os.cpu_count()}
   skip = set(filter(None, a.skip.split(",")))
   t_start = time.perf_counter()
-  for name, fn in (("ensemble", bench_ensemble), ("metric", bench_metric), ("hgg_epoch", bench_hgg_epoch)):
+  for name, fn in (("ensemble", bench_ensemble), ("metric", bench_metric), ("hgg_epoch", bench_hgg_epoch),
+                   ("flow_vs_gan", bench_flow_vs_gan)):
     if name in skip:
       continue
     t0 = time.perf_counter()

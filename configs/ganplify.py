@@ -25,6 +25,12 @@ CPU, no GPU, ~20 min wall, split as --config.train.epochs=200, 600 and then the 
 Measured (docs/results.md): 3.0 [2.6, 3.6] at 3^5, 9.1 at 4^5, 46 [41, 53] at 6^5 (saturating only after
 ~1e5 GANned events), but r 0.09 (radial profile too wide; a Gaussian KDE of the training points also gets
 ~20-30 at 6^5). 'test': tiny, for tests.
+',flow' after any preset (e.g. 'cpu1d_long,flow', 'cpu5d,flow', 'test,flow') trains an ensemble of the same
+size of unconditional spline flows (ganjax/models/flow.py, 4 layers of 8-bin splines with 64x64
+conditioners: 23k-35k parameters, the cpu presets' G + D have 29k) by maximum likelihood, same batches and
+steps, Adam with b1 0.9 / b2 0.999 and the preset's learning-rate schedule; measured next to the GAN in
+docs/results.md:
+  python -m ganjax.main --config=configs/ganplify.py:cpu1d_long,flow --workdir=runs/ganplify_cpu1d_long_flow
 Override anything: --config.n_members=10 --config.train.epochs=2000.
 """
 
@@ -59,10 +65,10 @@ def _cpu_ensemble(c: ml_collections.ConfigDict) -> None:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  preset = arg or "1d"
+  preset, *options = (arg or "1d").split(",")
   c = ml_collections.ConfigDict()
   c.experiment = "ganplify"
-  c.preset = preset
+  c.preset = arg or "1d"
   c.seed = 0
   c.n_members = 100          # independent trainings, each on its own training sample
   c.member_axis = "vmap"     # vmap | map | auto: how one program runs the members (ganjax/engine/members.py)
@@ -80,6 +86,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.embed = (256, 256, 32)  # DeepSets Phi filters; last = embedding size m
   c.model.dropout = 0.5
   c.model.slope = 0.01
+  c.model.kind = "gan"       # gan | flow (option ',flow'): which generative model the members are
+  c.model.flow = ml_collections.ConfigDict()  # unconditional spline flow (ganjax/models/flow.py)
+  c.model.flow.layers = 4
+  c.model.flow.bins = 8
+  c.model.flow.hidden = (64, 64)
+  c.model.flow.bound = 3.0   # splines on [-B, B] after x / x_scale, identity outside
+  c.model.flow.x_scale = 4.0  # the toys reach |x| ~ 8-10: x / 4 fills the splines' range
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 10_000
@@ -172,4 +185,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.summary_events = 0
   else:
     raise ValueError(f"configs/ganplify.py: unknown preset {preset!r}; use 1d, 2d, 5d, cpu1d, cpu1d_long, cpu2d, cpu5d or test")
+  for option in options:
+    if option != "flow":
+      raise ValueError(f"configs/ganplify.py: unknown option {option!r}; use flow (e.g. cpu1d,flow)")
+    c.model.kind = "flow"
+    c.train.optimizer.b1 = 0.9
+    c.train.optimizer.b2 = 0.999
+    if preset == "test":
+      c.model.flow.layers = 2
+      c.model.flow.hidden = (8,)
   return c

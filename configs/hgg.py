@@ -16,6 +16,11 @@ Presets (`--config=configs/hgg.py:<preset>`):
              python -m ganjax.main --config=configs/hgg.py:test --workdir=runs/hgg-test
   dctr     adds DCTR reweighting of the GANed CR (combine: `quick,dctr`); the ganed_cr table gets a
            `dctr_weight` column and metrics.json a `dctr` section (S^2 and dilution r before/after).
+  flow     a conditional normalizing flow (rational-quadratic spline couplings, ganjax/models/flow.py)
+           instead of the GAN, trained by maximum likelihood; everything downstream is the same, and
+           metrics.json adds the exact test NLL `test_flow_nll` (combine: `quick,flow`, `test,flow`).
+             python -m ganjax.main --config=configs/hgg.py:quick,flow --workdir=runs/hgg-quick-flow
+           (docs/flow.md, docs/results.md).
 Presets combine with a strategy: `quick,vanilla`, `quick,partial`.
 Any field can be overridden: --config.train.epochs=50; a misspelt key is an error (lock_config=True).
 Lengths count in epochs: train.epochs, train.eval_every (the segment between evaluations and checkpoints),
@@ -79,6 +84,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.g_width = 1.0
   c.model.d_width = 1.0
   c.model.dropout = 0.2
+  c.model.kind = "gan"            # gan | flow (the `flow` preset): which generator
+  c.model.flow = ml_collections.ConfigDict()  # the conditional spline flow (ganjax/models/flow.py)
+  c.model.flow.layers = 6         # coupling layers (each with its own feature permutation)
+  c.model.flow.bins = 8           # spline bins K
+  c.model.flow.hidden = (256, 256)  # conditioner MLP widths
+  c.model.flow.bound = 3.0        # splines on [-B, B], identity outside; the features fill [-1, 1]
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 5000
@@ -132,7 +143,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.dctr.train.optimizer.name = "adam"
   c.dctr.train.optimizer.learning_rate = 1e-3
 
-  for preset in [p for p in (arg or "").split(",") if p]:
+  presets = [p for p in (arg or "").split(",") if p]
+  for preset in presets:
     if preset in ("vanilla", "partial", "full"):
       c.strategy = preset
     elif preset == "quick":
@@ -155,6 +167,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.metric.test_samples = (1, 10, 100)
     elif preset == "dctr":
       c.dctr.enabled = True
+    elif preset == "flow":
+      c.model.kind = "flow"
     elif preset == "test":
       c.data.n_events = 6_000
       c.data.n_train = 512
@@ -175,5 +189,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.output.plots = False
       c.output.evaluation = False
     else:
-      raise ValueError(f"unknown preset {preset!r}; known: full, partial, vanilla, quick, dctr, test")
+      raise ValueError(f"unknown preset {preset!r}; known: full, partial, vanilla, quick, dctr, flow, test")
+  if c.model.kind == "flow":  # in any order with the size presets
+    c.train.optimizer.b1 = 0.9  # the flow's likelihood is no minimax game: the usual Adam/LAMB b1
+    if "quick" in presets:
+      c.model.flow.layers = 4
+      c.model.flow.hidden = (48, 48)  # ~21k parameters, the GAN's G + D at this preset
+    if "test" in presets:
+      c.model.flow.layers = 2
+      c.model.flow.hidden = (8,)
   return c

@@ -9,7 +9,9 @@ Presets (get_config(arg)):
   full_rawiso  full with iso as a plain continuous feature (no spike handling), for comparison.
   test         tiny networks, 4 evaluations of 10 steps: the end-to-end test (seconds).
   Append ',adam' for the adam optimizer (e.g. 'reduced,adam'); 'reduced,shell' adds Eq. 2 terms on the muons'
-  mass shell (E - |p|) to every member.
+  mass shell (E - |p|) to every member; ',flow' puts a spline flow (ganjax/models/flow.py) in place of the GAN:
+  maximum likelihood plus the same Eq. 2 terms, adam 1e-3, the same steps and figures (docs/results.md):
+    python -m ganjax.main --config=configs/zmumu.py:reduced,flow --workdir=runs/zmumu_flow
 
 Run (2-core CPU, no GPU; measured numbers and runtimes in docs/results.md):
   python -m ganjax.main --config=configs/zmumu.py:reduced --workdir=runs/zmumu_reduced
@@ -64,6 +66,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.g_hidden = (64, 128, 256, 512, 256, 128)
   c.model.d_hidden = (128, 128, 256, 256, 128, 64, 32, 16, 8)
   c.model.slope = 0.2
+  c.model.kind = "gan"          # gan | flow (option ',flow')
+  c.model.flow = ml_collections.ConfigDict()  # unconditional spline flow on the standardised features
+  c.model.flow.layers = 6
+  c.model.flow.bins = 8
+  c.model.flow.hidden = (128, 128)
+  c.model.flow.bound = 4.0      # splines on [-4, 4] standard deviations, identity outside
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 3000
@@ -96,7 +104,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.peak_center = 91.1876  # M_Z [GeV]: the fraction within +-5 GeV of it is reported
   c.eval.plots = True
   c.eval.summary_events = 20_000  # events per sample in the evaluation table (0: none)
-  c.eval.exp_label = ("CMS", "Open Data", r"$\sqrt{s}$ = 7 TeV")  # on every figure; () for none
+  c.eval.exp_label = ("CMS", "Open Data", "√s = 7 TeV")  # on every figure; () for none
 
   if preset == "reduced":
     # The mass peak's shape: Eq. 2 on M_ll (the paper), Eq. 2 on M_ll compressed to +-5 GeV around M_Z (the
@@ -137,6 +145,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif preset != "reduced":
     raise ValueError(f"configs/zmumu.py: unknown preset {preset!r}; use reduced, full, full_smear, full_rawiso "
                      "or test")
+  if "flow" in opts:
+    c.model.kind = "flow"
+    c.train.optimizer.name = "adam"  # adadelta's unit step suits the GAN game, not a likelihood
+    c.train.optimizer.learning_rate = 1e-3
+    c.train.optimizer.b1 = 0.9
+    if preset == "test":
+      c.model.flow.layers = 2
+      c.model.flow.hidden = (8,)
   if "adam" in opts:
     c.train.optimizer.name = "adam"
     c.train.optimizer.learning_rate = 2e-4

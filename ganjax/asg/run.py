@@ -60,6 +60,8 @@ def check_config(config, module) -> None:
   unknown = [q for q in config.selection.quantities if q not in m.features and q not in module.DERIVED]
   if unknown or not config.selection.quantities:
     problems.append(f"selection.quantities {unknown or '()'} must be features or derived quantities")
+  if m.kind not in ("gan", "flow"):
+    problems.append(f"model.kind={m.kind!r}; use gan or flow")
   fv, ft = config.data.val_frac, config.data.test_frac
   if not (0 < fv and 0 < ft and fv + ft < 1):
     problems.append(f"data.val_frac={fv} and data.test_frac={ft} must be > 0 with a sum < 1")
@@ -132,8 +134,9 @@ def write_figures(module, config, workdir: str, test: dict, gen: dict, i_sel: in
   zplots.features(tq, gq, derived, os.path.join(workdir, "fig8_derived.png"), title="derived quantities", label=label)
   zplots.correlations(corr[0], corr[1], feats, os.path.join(workdir, "fig9_correlations.png"), label=label)
   zplots.zpt_and_spike(tq, gq, os.path.join(workdir, "fig10_zpt_iso.png"), label=label)
-  zplots.history(history, reg_on, tuple(config.regression.terms.keys()), os.path.join(workdir, "fig4_history.png"),
-                 label=label)
+  if "d_loss" in history:  # the GAN's losses (a flow has no discriminator)
+    zplots.history(history, reg_on, tuple(config.regression.terms.keys()), os.path.join(workdir, "fig4_history.png"),
+                   label=label)
 
 
 def run(config, workdir: str, log=print, on_segment_end=None) -> dict:

@@ -16,6 +16,11 @@ quantities can be achieved adding extra regression terms", Sec. 6, taken to the 
 The weights c1, c2, c3 sit in state.hyper, so members with different terms (on, off, ablations) train side by
 side in one vmapped program. Optimizer: config.train.optimizer through engine.make_optimizer (adadelta with the
 Keras defaults the paper used, or adam).
+
+model.kind = "flow" (configs/zmumu.py option ',flow'): the generator is an unconditional spline flow
+(ganjax/models/flow.py) on the same standardised features, trained on B real events per step by maximum
+likelihood plus the same Eq. 2 terms on B events generated through its inverse (c1 = c2 = 0: pure maximum
+likelihood); no discriminator. Generation draws the same latent normals, so the rest of the run is shared.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ from ganjax.asg.data import AsgData, Derived
 from ganjax.data import asg_features
 from ganjax.engine import losses
 from ganjax.models import asg as asg_models
+from ganjax.models.flow import Flow
+
+
+def is_flow(config) -> bool:
+  return config.model.kind == "flow"
+
+
+def make_flow(config) -> Flow:
+  f = config.model.flow
+  return Flow(n_features=len(config.model.features), n_layers=f.layers, n_bins=f.bins, hidden=tuple(f.hidden),
+              bound=f.bound)
 
 
 def make_models(config):
@@ -40,7 +56,7 @@ def make_models(config):
 
 def make_generate(config):
   """generate(g_params, pre, key, n) -> {feature: (n,)} physical features (discrete floored, spikes clipped)."""
-  g_net, _ = make_models(config)
+  g_net = make_flow(config) if is_flow(config) else make_models(config)[0]  # both map latent normals
   n_feat = len(config.model.features)
 
   def generate(g_params, pre: asg_features.Preproc, key, n: int) -> dict[str, jax.Array]:
@@ -131,10 +147,13 @@ def make_spec(config, derived: Derived) -> engine.TrainSpec:
     params = {"g": g_net.init(kg, jnp.zeros((1, n_feat))), "d": d_net.init(kd, jnp.zeros((1, n_feat)))}
     return engine.Init(params=params, key=kstate, hyper={"c1": c1_R, "c2": c2_R, "c3": c3_P})
 
+  n_real = bs if is_flow(config) else half
+
   def real_batch(data: AsgData, k, _step):
-    """B/2 standardised training events with their random parts (smearing, spike filling) redrawn."""
+    """B/2 (a flow: B) standardised training events with their random parts (smearing, spike filling)
+    redrawn."""
     k_idx, k_aug, _, _ = jax.random.split(k, 4)
-    idx = jax.random.randint(k_idx, (half,), 0, data.u_raw_NxD.shape[0])
+    idx = jax.random.randint(k_idx, (n_real,), 0, data.u_raw_NxD.shape[0])
     pre = data.pre
     return asg_features.standardize(
         pre, asg_features.augment(pre.param_D, pre.width_D, pre.kinds, data.u_raw_NxD[idx], k_aug))
@@ -167,6 +186,26 @@ def make_spec(config, derived: Derived) -> engine.TrainSpec:
     aux = {"bce": bce, "regression": reg_loss, **{f"{r}_mean": mean_R[i] for i, r in enumerate(reg)},
            **{f"{r}_std": std_R[i] for i, r in enumerate(reg)}, **{f"{p}_w2": w2_P[i] for i, p in enumerate(dist)}}
     return bce + reg_loss, aux
+
+  if is_flow(config):
+    flow = make_flow(config)
+
+    def flow_init(key):
+      kf, kstate = jax.random.split(key)
+      params = {"g": flow.init(kf, jnp.zeros((1, n_feat)), None, method=Flow.log_prob)}
+      return engine.Init(params=params, key=kstate, hyper={"c1": c1_R, "c2": c2_R, "c3": c3_P})
+
+    def flow_loss(params, real_BxD, ctx):
+      """-mean log p(real) + Eq. 2 terms of B events generated through the inverse."""
+      nll = losses.neg_log_likelihood(flow.apply(params["g"], real_BxD, None, method=Flow.log_prob))
+      x = flow.apply(params["g"], jax.random.normal(jax.random.split(ctx.key, 4)[3], (bs, n_feat)))
+      reg_loss, mean_R, std_R, w2_P = regression_terms(x, ctx.data, ctx.hyper)
+      aux = {"nll": nll, "regression": reg_loss, **{f"{r}_mean": mean_R[i] for i, r in enumerate(reg)},
+             **{f"{r}_std": std_R[i] for i, r in enumerate(reg)}, **{f"{p}_w2": w2_P[i] for i, p in enumerate(dist)}}
+      return nll + reg_loss, aux
+
+    return engine.TrainSpec(init=flow_init, optimizers={"g": tx}, updates=(engine.Update("g", "g", flow_loss),),
+                            sampler=engine.step_sampler(real_batch))
 
   return engine.TrainSpec(init=init, optimizers={"g": tx, "d": tx},
                           updates=(engine.Update("d", "d", d_loss), engine.Update("g", "g", g_loss)),

@@ -1,4 +1,4 @@
-"""Losses shared by the methods: one binary cross-entropy, label noise, gradient penalties.
+"""Losses shared by the methods: one binary cross-entropy, label noise, gradient penalties, the NLL of a flow.
 
 bce(logit, label) = label softplus(-logit) + (1 - label) softplus(logit) = -label ln d - (1 - label) ln(1 - d)
 with d = sigmoid(logit), in its stable form; every GAN and classifier loss of ganjax is built from it.
@@ -60,3 +60,8 @@ def roth_penalty(logit_real, grad_real, logit_fake, grad_fake) -> jax.Array:
   Omega = E_real[(1 - D)^2 |grad_x logit|^2] + E_fake[D^2 |grad_x logit|^2]."""
   return (jnp.mean(jax.nn.sigmoid(-logit_real) ** 2 * jnp.sum(grad_real ** 2, -1))
           + jnp.mean(jax.nn.sigmoid(logit_fake) ** 2 * jnp.sum(grad_fake ** 2, -1)))
+
+
+def neg_log_likelihood(log_prob_N: jax.Array) -> jax.Array:
+  """The maximum-likelihood loss of a density model (a normalizing flow): -mean log p(x | cond)."""
+  return -jnp.mean(log_prob_N)

@@ -42,6 +42,12 @@ def check_config(config) -> None:
   if ev.chunk < 1 or ev.n_gen % ev.chunk or (ev.history_every and ev.history_n_gen % ev.chunk):
     problems.append(f"eval.n_gen={ev.n_gen} and eval.history_n_gen={ev.history_n_gen} must be multiples of "
                     f"eval.chunk={ev.chunk}")
+  f = config.model.flow
+  if config.model.kind not in ("gan", "flow"):
+    problems.append(f"model.kind={config.model.kind!r}; use gan or flow")
+  elif config.model.kind == "flow" and (f.layers < 1 or f.bins < 2 or f.bound <= 0 or f.x_scale <= 0):
+    problems.append(f"model.flow: layers >= 1, bins >= 2, bound > 0 and x_scale > 0, got layers={f.layers} "
+                    f"bins={f.bins} bound={f.bound} x_scale={f.x_scale}")
   if ev.fit and config.data.toy != "camel":
     problems.append(f"eval.fit is for the 1D camel only, data.toy is {config.data.toy!r}")
   if problems:
@@ -112,13 +118,15 @@ def run(config, workdir: str, log=print, devices=None) -> dict:
   res = evaluate(config, result.best, generate, x_train, log=log)
   eval_s = time.time() - t0
   n_params = {k: int(sum(a[0].size for a in jax.tree.leaves(result.state.params[m])))
-              for k, m in (("g_params", "g"), ("d_params", "d"))}
+              for k, m in (("g_params", "g"), ("d_params", "d")) if m in result.state.params}
+  loss_names = ("nll_loss",) if config.model.kind == "flow" else ("d_loss", "g_loss", "d_omega")
   if binnings:
     res["history"] = mse_history(config, result.history, binnings)
   seg_seconds = [r["seconds"] for r in result.history if r["step"] > result.resumed_from]
   res.update(config=config.to_dict(), n_params=n_params,
+             model_kind=config.model.kind,
              training={"member_steps_per_s": n_members * spe * segment * len(seg_seconds) / max(sum(seg_seconds), 1e-9),
-                       "losses": {k: result.history[-1][k] for k in ("d_loss", "g_loss", "d_omega")}},
+                       "losses": {k: result.history[-1][k] for k in loss_names}},
              runtime={"train_s": train_s, "eval_s": eval_s, "device": str(jax.devices()[0].device_kind),
                       "n_devices": jax.device_count()})
   from ganjax.plots import ganplify as gplots

@@ -6,6 +6,9 @@ update with the non-saturating loss -ln D(G(z)) on a fresh batch. Adam(beta1 0.5
 every decay_every epochs (staircase). Epochs reshuffle each member's training sample; the step key of epoch
 e, step i is fold_in(fold_in(run key, 1), e * steps_per_epoch + i), the permutation key fold_in(fold_in(run
 key, 0), e).
+
+model.kind = "flow": each member is an (unconditional) spline flow (ganjax/models/flow.py) trained by
+maximum likelihood on the same batches and steps, one update per step; generation draws from it directly.
 """
 
 from __future__ import annotations
@@ -15,7 +18,18 @@ import jax.numpy as jnp
 
 from ganjax import engine
 from ganjax.engine import losses
+from ganjax.models.flow import Flow
 from ganjax.models.ganplify import DeepSetsDiscriminator, Generator
+
+
+def is_flow(config) -> bool:
+  return config.model.kind == "flow"
+
+
+def make_flow(config, dim: int) -> Flow:
+  f = config.model.flow
+  return Flow(n_features=dim, n_layers=f.layers, n_bins=f.bins, hidden=tuple(f.hidden), bound=f.bound,
+              x_scale=f.x_scale)
 
 
 def make_models(config, dim: int) -> tuple[Generator, DeepSetsDiscriminator]:
@@ -27,7 +41,10 @@ def make_models(config, dim: int) -> tuple[Generator, DeepSetsDiscriminator]:
 
 
 def make_generate(config, dim: int):
-  """generate(g_params, key, n) -> n events from one generator, dropout active (paper)."""
+  """generate(g_params, key, n) -> n events from one generator, dropout active (paper), or from a flow."""
+  if is_flow(config):
+    flow = make_flow(config, dim)
+    return lambda params, key, n: flow.apply(params, key, None, n, method=Flow.sample)
   gen, _ = make_models(config, dim)
   n_noise = config.model.n_noise
 
@@ -76,6 +93,18 @@ def make_spec(config, dim: int) -> engine.TrainSpec:
             jax.vmap(lambda i: jax.random.fold_in(k_steps, epoch * spe + i))(steps_S))
 
   sampler = engine.epoch_sampler(n_train, bs, lambda x, idx: x[idx], keys)
+  if is_flow(config):
+    flow = make_flow(config, dim)
+
+    def flow_init(key):
+      kf, kt = jax.random.split(key)
+      return engine.Init(params={"g": flow.init(kf, jnp.zeros((bs, dim)), None, method=Flow.log_prob)}, key=kt)
+
+    def nll_loss(params, real_BxD, ctx):
+      return losses.neg_log_likelihood(flow.apply(params["g"], real_BxD, None, method=Flow.log_prob)), {}
+
+    return engine.TrainSpec(init=flow_init, optimizers={"g": tx}, updates=(engine.Update("nll", "g", nll_loss),),
+                            sampler=sampler)
   return engine.TrainSpec(init=init, optimizers={"g": tx, "d": tx},
                           updates=(engine.Update("d", "d", d_loss), engine.Update("g", "g", g_loss)),
                           sampler=sampler)

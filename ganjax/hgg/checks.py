@@ -64,6 +64,14 @@ def check_config(config) -> None:
   elif config.train.batch_size % n_dev or config.metric.chunk % n_dev:
     problems.append(f"train.batch_size ({config.train.batch_size}) and metric.chunk ({config.metric.chunk}) "
                     f"must be multiples of the {n_dev} devices the batch is split over (train.devices)")
+  if config.model.kind not in ("gan", "flow"):
+    problems.append(f"model.kind must be gan or flow, got {config.model.kind!r}")
+  elif config.model.kind == "flow":
+    f = config.model.flow
+    if f.layers < 1 or f.bins < 2 or f.bound <= 1.0 or not all(h >= 1 for h in f.hidden):
+      problems.append(f"model.flow: layers >= 1, bins >= 2, bound > 1 (the preprocessed features fill [-1, 1]) "
+                      f"and hidden widths >= 1, got layers={f.layers} bins={f.bins} bound={f.bound} "
+                      f"hidden={tuple(f.hidden)}")
   if config.output.format not in ("parquet", "root"):
     problems.append(f"output.format must be parquet or root, got {config.output.format!r}")
   gen = tuple(config.gen_features)

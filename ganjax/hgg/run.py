@@ -36,8 +36,10 @@ from ganjax.hgg.checks import (MIN_CR_EVENTS, check_config, check_members, check
                                required_columns)
 from ganjax.hgg.ideal import ideal_reference
 from ganjax.hgg.prepare import Prepared, load_regions
-from ganjax.hgg.train import make_models, make_train, run_keys, set_member_hyperparams
+from ganjax.hgg.train import (is_flow, latent_dim, log_prob_fn, make_models, make_train, run_keys,
+                              set_member_hyperparams)
 from ganjax.metrics.likelihood import neg2_log_likelihood
+from ganjax.models import flow as flow_model
 from ganjax.models.dcgan import generator_flops_per_object
 from ganjax.parallel import data_mesh, replicate, replicated
 
@@ -90,7 +92,7 @@ def setup(config, workdir: str, regions=None) -> Setup:
                     "cond": prep.cond(prep.train, 0).astype(np.float32)}, mesh)
   n_bins, chunk = config.metric.n_bins, config.metric.chunk
   aux_names = metric.aux_columns(prep.metric_dims, gen_names, prep.relative)
-  hist_fn = metric.make_histogram_fn(generator, config.model.latent_dim, gen_names, prep.metric_dims,
+  hist_fn = metric.make_histogram_fn(generator, latent_dim(config, len(gen_names)), gen_names, prep.metric_dims,
                                      prep.gen_qt, prep.metric_qt, n_bins, chunk, prep.relative, mesh)
 
   def eval_set(table, salt, n_max=0):
@@ -114,6 +116,7 @@ class Fit(NamedTuple):
   spe: int
   test_nll: dict           # str(S) -> [M] test -2lnL of the best generators
   gen_u_MxNxO: np.ndarray  # each member's best generator applied to the CR (model coordinates)
+  test_flow_nll: np.ndarray | None  # [M] a flow's exact -mean log p(object | cond) on the test set, or None
 
 
 def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, member_axis: str,
@@ -182,20 +185,31 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
   t1, best = time.time(), result.best
   test_nll = {str(k): nll_M(test_m, hist_M(best, k_test, test_ev, on_mesh(np.arange(k))))
               for k in config.metric.test_samples}
-  gen_one = metric.make_generate_fn(s.generator, config.model.latent_dim, config.metric.chunk, mesh)
+  n_out = len(s.prep.gen_names)
+  gen_one = metric.make_generate_fn(s.generator, latent_dim(config, n_out), config.metric.chunk, mesh)
   generate_M = jax.jit(engine.over_members(gen_one, (0, 0, None), member_axis), out_shardings=replicated(mesh))
   gen_u = np.asarray(generate_M(best, k_apply, on_mesh(s.prep.cond(s.prep.cr, 3))))
+  flow_nll = None
+  if is_flow(config):  # the exact likelihood of the SR test events, in the model's (preprocessed) coordinates
+    lp = log_prob_fn(config, n_out)
+    nll_M = jax.jit(engine.over_members(lambda p, x, c: -jnp.mean(lp(p, x, c)), (0, None, None), member_axis))
+    flow_nll = np.asarray(nll_M(best, on_mesh(s.prep.gen(s.prep.test)), on_mesh(s.prep.cond(s.prep.test, 2))))
   log(f"best generator(s) (epoch {' '.join(str(b // spe) for b in result.best_step[:8])}): test -2lnL for "
       f"S = {', '.join(map(str, config.metric.test_samples))}; {gen_u.shape[1]} CR events generated "
       f"({time.time() - t1:.1f} s)")
-  return Fit(result, spe, test_nll, gen_u)
+  return Fit(result, spe, test_nll, gen_u, flow_nll)
 
 
 def _history(fit: Fit, j: int, names: Sequence[str]) -> dict:
   """Member j's history {"epoch": [...], name: [...]} from the driver's records (metrics.json names)."""
-  rename = {"loss_d": "d_loss", "loss_g": "g_loss"}
+  rename = {"loss_d": "d_loss", "loss_g": "g_loss", "loss_nll": "nll_loss"}
   recs = fit.result.history
   return {"epoch": [r["epoch"] for r in recs], **{k: [r[rename.get(k, k)][j] for r in recs] for k in names}}
+
+
+def _loss_names(config) -> tuple[str, ...]:
+  """The training losses in metrics.json: the GAN's two, or the flow's negative log-likelihood."""
+  return ("loss_nll",) if is_flow(config) else ("loss_d", "loss_g")
 
 
 def _none_if_nan(values: list) -> list:
@@ -220,7 +234,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, regions: tuple[dict, di
   test_nll = {k: float(v[0]) for k, v in fit.test_nll.items()}
   ganed = apply.ganed_cr(config, prep, fit.gen_u_MxNxO[0])
   if config.dctr.enabled:
-    generate = jax.jit(metric.make_generate_fn(s.generator, config.model.latent_dim, config.metric.chunk, s.mesh),
+    generate = jax.jit(metric.make_generate_fn(s.generator, latent_dim(config, len(gen_names)), config.metric.chunk,
+                                               s.mesh),
                        out_shardings=replicated(s.mesh))
     k_apply = replicate(run_keys(jax.random.PRNGKey(config.seed))[4], s.mesh)
     metrics_dctr = apply.apply_dctr(config, prep, params_g, generate, ganed, k_apply,
@@ -228,7 +243,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, regions: tuple[dict, di
   s2 = apply.s2_table(config, prep, ganed)
   t_train = time.time() - t_start
 
-  names = ["train_nll", "val_nll", "loss_d", "loss_g"] + [f"val_nll_S{k}" for k in config.metric.history_samples]
+  names = ["train_nll", "val_nll", *_loss_names(config)] + [f"val_nll_S{k}" for k in config.metric.history_samples]
   history = _history(fit, 0, names)
   best_epoch = int(r.best_step[0]) // fit.spe
   n_params = lambda p: int(sum(x[0].size for x in jax.tree.leaves(p)))
@@ -243,12 +258,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, regions: tuple[dict, di
       "metric_n_bins_total": config.metric.n_bins ** len(prep.metric_dims),
       "s2": s2, "s2_fake_pt_ratio": s2["fake_pt"]["ganed_cr_vs_mc_sr"] / s2["fake_pt"]["mc_cr_vs_mc_sr"],
       "ganed_cr_pass_sr_fraction": float(ganed["gan_pass_sr"].mean()),
-      "generator": {"params": n_params(r.best),
-                    **generator_flops_per_object(config.model.latent_dim + len(cond_names), s.generator)},
-      "discriminator": {"params": n_params(r.state.params["d"])},
+      "model_kind": config.model.kind,
+      "generator": {"params": n_params(r.best), **(
+          flow_model.flops_per_object(s.generator, len(cond_names)) if is_flow(config) else
+          generator_flops_per_object(config.model.latent_dim + len(cond_names), s.generator))},
       "seconds": {"train_and_eval": t_train},
       "devices": [str(d) for d in jax.devices()],
   }
+  if is_flow(config):
+    metrics["test_flow_nll"] = float(fit.test_flow_nll[0])  # -mean ln p(object | cond), preprocessed coords
+  else:
+    metrics["discriminator"] = {"params": n_params(r.state.params["d"])}
   if config.dctr.enabled:
     metrics["dctr"] = metrics_dctr
   if config.output.validation:
@@ -303,7 +323,8 @@ def _validate(config, prep: Prepared, ganed: dict, vdir: str) -> dict:
 
 
 def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequence[dict],
-                  regions: tuple[dict, dict, str] | None = None, member_axis: str = "auto") -> dict:
+                  regions: tuple[dict, dict, str] | None = None, member_axis: str = "auto",
+                  report: bool = False) -> dict:
   """Trainings that differ only in seed, label noise, peak learning rate or b1 (checks.MEMBER_KEYS), run as
   ONE program through the driver: the members' states stacked, jit(vmap) or jit(lax.map) of the training
   segment (member_axis: vmap | map | auto = map on CPU, vmap elsewhere; ganjax/engine/members.py), the
@@ -311,6 +332,8 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
   -2lnL. Resumable like a single run. Returns (and writes to workdir/members.json) each member's history,
   best epoch/-2lnL, test -2lnL and S^2(fake pT) ratio.
   members: e.g. [{"train.label_noise": 0.0}, {"seed": 1}]; unset keys take the config's value.
+  report: also each member's S^2 ratio (GANed CR vs MC SR over MC CR vs MC SR) of every generated and diphoton
+  column and its physics validation summary (chi against the MC SR and, on the simulator, the ideal CR).
   """
   t_start = time.time()
   check_members(config, members)
@@ -334,22 +357,30 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
   r = fit.result
   out = {"members": [], "n_members": len(members)}
   for j, m in enumerate(members):
-    h = _history(fit, j, ["train_nll", "val_nll", "loss_d", "loss_g"])
+    h = _history(fit, j, ["train_nll", "val_nll", *_loss_names(config)])
     val = np.asarray(h["val_nll"], np.float64)
     bad_epochs = [e for e, v in zip(h["epoch"], val) if not np.isfinite(v)]
     diverged = [int(r.diverged_at[j]) // fit.spe] if r.diverged_at[j] >= 0 else []
     diverged_at = min(diverged + bad_epochs) if diverged or bad_epochs else None
     if diverged_at is not None:  # a diverged member is recorded and ignored from then on
       h["val_nll"] = [np.nan if e >= diverged_at else v for e, v in zip(h["epoch"], h["val_nll"])]
-    s2 = apply.s2_table(config, s.prep, apply.ganed_cr(config, s.prep, fit.gen_u_MxNxO[j]))["fake_pt"]
+    ganed = apply.ganed_cr(config, s.prep, fit.gen_u_MxNxO[j])
+    s2_all = apply.s2_table(config, s.prep, ganed)
+    s2 = s2_all["fake_pt"]
     out["members"].append({
         "overrides": dict(m), "seed": int(seeds[j]), "label_noise": float(hyper["label_noise"][j]),
         "learning_rate": float(hyper["learning_rate"][j]), "history": h,
         "best_epoch": int(r.best_step[j]) // fit.spe, "best_val_nll": float(r.best_score[j]),
         "diverged_at_epoch": diverged_at,
         "test_nll": {k: float(v[j]) for k, v in fit.test_nll.items()},
-        "s2_fake_pt_ratio": s2["ganed_cr_vs_mc_sr"] / s2["mc_cr_vs_mc_sr"]})
-  out.update(seconds=time.time() - t_start, devices=[str(d) for d in jax.devices()])
+        "s2_fake_pt_ratio": s2["ganed_cr_vs_mc_sr"] / s2["mc_cr_vs_mc_sr"],
+        **({"test_flow_nll": float(fit.test_flow_nll[j])} if fit.test_flow_nll is not None else {})})
+    if report:
+      out["members"][-1]["s2_ratio"] = {c: v["ganed_cr_vs_mc_sr"] / v["mc_cr_vs_mc_sr"] for c, v in s2_all.items()}
+      out["members"][-1]["validation"] = _validate(config, s.prep, ganed, os.path.join(workdir, f"validation_{j}"))
+  n_params = {m: int(sum(np.size(a) // len(members) for a in jax.tree.leaves(p))) for m, p in r.state.params.items()}
+  out.update(seconds=time.time() - t_start, devices=[str(d) for d in jax.devices()], model_kind=config.model.kind,
+             train_seconds=float(sum(rec["seconds"] for rec in r.history)), params=n_params)
   io.write_json(os.path.join(workdir, "members.json"), out)
   return out
 

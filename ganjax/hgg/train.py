@@ -11,6 +11,11 @@ Keys: the run's key k_train = split(PRNGKey(seed), 5)[1]; epoch e draws split(fo
 (permutation key, step base), step i of the epoch uses fold_in(base, i), split 7 ways into the latents, the
 label noise and the dropout masks. With a `mesh`, the batch axis (real objects, conditions, latents,
 labels) is split over its devices (ganjax/parallel.py): data-parallel training with all-reduced gradients.
+
+model.kind = "flow" replaces the GAN by a conditional spline flow (ganjax/models/flow.py) trained by maximum
+likelihood on the same batches (one update per step: -mean log p(object | cond)). Everything downstream uses
+the generator only as G(z, cond) with latent normals z of size `latent_dim(config, n_out)`, which the flow
+is too (its inverse map), so the metric, selection, CR application and DCTR are the same code for both.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from jax.sharding import Mesh
 from ganjax import engine
 from ganjax.engine import losses
 from ganjax.models.dcgan import Discriminator, Generator
+from ganjax.models.flow import Flow
 from ganjax.parallel import shard_batch
 
 N_RUN_KEYS = 5  # split(PRNGKey(seed), 5) = (init, train, eval, test, apply)
@@ -32,15 +38,35 @@ def run_keys(key: jax.Array) -> tuple[jax.Array, ...]:
   return tuple(jax.random.split(key, N_RUN_KEYS))
 
 
-def make_models(config, n_out: int) -> tuple[Generator, Discriminator]:
-  """The DC-GAN pair of Sec. 3.1 at the configured widths (ganjax/models/dcgan.py)."""
+def is_flow(config) -> bool:
+  return config.model.kind == "flow"
+
+
+def make_models(config, n_out: int) -> tuple[Generator | Flow, Discriminator | None]:
+  """The DC-GAN pair of Sec. 3.1 at the configured widths (ganjax/models/dcgan.py), or (the flow, None).
+  The flow's samples are clipped to [-1, 1], the support of the quantile-preprocessed features."""
+  if is_flow(config):
+    f = config.model.flow
+    return Flow(n_features=n_out, n_layers=f.layers, n_bins=f.bins, hidden=tuple(f.hidden), bound=f.bound,
+                clip=1.0), None
   return (Generator(n_out=n_out, width=config.model.g_width),
           Discriminator(width=config.model.d_width, dropout=config.model.dropout))
 
 
+def latent_dim(config, n_out: int) -> int:
+  """Size of the latent normals of G(z, cond): model.latent_dim for the GAN, the object's size for a flow."""
+  return n_out if is_flow(config) else int(config.model.latent_dim)
+
+
+def log_prob_fn(config, n_out: int):
+  """log p(object_NxO | cond_NxC)_N of a flow's parameters (model coordinates)."""
+  flow, _ = make_models(config, n_out)
+  return lambda params_g, x_NxO, cond_NxC: flow.apply(params_g, x_NxO, cond_NxC, method=Flow.log_prob)
+
+
 def make_spec(config, n_cond: int, n_out: int, n_train: int, mesh: Mesh | None = None) -> engine.TrainSpec:
-  """The models, Eq. (1) losses, optimizer and shuffled-epoch sampler of one member; its init takes the
-  member's PRNGKey(seed)."""
+  """The models, Eq. (1) losses (or the flow's NLL), optimizer and shuffled-epoch sampler of one member; its
+  init takes the member's PRNGKey(seed)."""
   bs = int(config.train.batch_size)
   spe = n_train // bs
   if spe < 1:
@@ -91,6 +117,20 @@ def make_spec(config, n_cond: int, n_out: int, n_train: int, mesh: Mesh | None =
 
   def gather(data, idx_B):
     return {"gen": shard(data["gen"][idx_B]), "cond": shard(data["cond"][idx_B])}
+
+  if is_flow(config):
+    def flow_init(key) -> engine.Init:
+      k_init, k_train = run_keys(key)[:2]
+      params = gen.init(k_init, jnp.zeros((1, n_out)), jnp.zeros((1, n_cond)), method=Flow.log_prob)
+      return engine.Init(params={"g": params}, key=k_train)
+
+    def nll_loss(params, batch, ctx):
+      """Maximum likelihood: -mean log p(object | cond) of the batch (exact, change of variables)."""
+      return losses.neg_log_likelihood(gen.apply(params["g"], batch["gen"], batch["cond"],
+                                                 method=Flow.log_prob)), {}
+
+    return engine.TrainSpec(init=flow_init, optimizers={"g": tx}, updates=(engine.Update("nll", "g", nll_loss),),
+                            sampler=engine.epoch_sampler(n_train, bs, gather, keys))
 
   return engine.TrainSpec(init=init, optimizers={"g": tx, "d": tx},
                           updates=(engine.Update("d", "d", d_loss), engine.Update("g", "g", g_loss)),

@@ -27,7 +27,7 @@ LABELS = {"mll": r"$M_{\mu\mu}$ [GeV]", "ptll": r"$p_T^{\mu\mu}$ [GeV]", "dphi":
           "offshell1": r"$E^{\mu1} - |\vec p^{\,\mu1}|$ [GeV]", "offshell2": r"$E^{\mu2} - |\vec p^{\,\mu2}|$ [GeV]"}
 GAN_COLOR = "tab:red"
 # The packaged data: CMS collisions of 2011 at 7 TeV. (experiment, text, right label); () = no label.
-CMS_OPEN_DATA = ("CMS", "Open Data", r"$\sqrt{s}$ = 7 TeV")
+CMS_OPEN_DATA = ("CMS", "Open Data", "√s = 7 TeV")
 
 
 def unit(name: str) -> str:
