@@ -35,6 +35,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "simulate"      # built-in gamma+jets simulator (ganjax/data/gjets.py)
+  c.data.simulator = "default"    # its event model: default | stress (the fake's ID depends on the rest of the
+                                  # event, the jet is measured exactly; gjets.PRESETS, docs/results.md)
+  c.data.simulator_set = ""       # overrides of its GJetsParams fields, "fake_c_iso=0.5,jet_smear=0"
   c.data.n_events = 2_700_000     # preselected SR+CR events simulated (the paper's sample size)
   c.data.sim_seed = 0
   c.data.n_train = 100_000        # SR training events (paper)
@@ -42,6 +45,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.n_test = 50_000          # SR test events (final metric, comparison with the GANed CR)
   c.data.n_cr = 0                 # CR events to GAN (0 = all)
   c.data.n_quantiles = 1000       # knots of the quantile transform
+  # Model coordinates: "normal" (quantiles to a standard normal, linear generator output) or "uniform" (the
+  # paper's [-1, 1] with tanh). Normal is the default: with uniform + tanh the fake's eta and phi, which
+  # follow the parent jet's, never reach the ends (no endcap fakes at the quick preset; docs/results.md).
+  c.data.quantile_output = "normal"
+  c.data.eta_gap = (1.4442, 1.566)  # excluded |eta| of generated *_eta columns (ECAL gap); () = none
   # Regions (simulator, NanoAOD and flat tables): SR = fake ID > sr_id_min, CR = cr_id_floor < ID <= sr_id_min.
   c.data.sr_id_min = 0.0
   c.data.cr_id_floor = -0.9
@@ -73,6 +81,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # feature (partial, full): a bijective preprocessing given the condition. Off by default: the paper's
   # absolute coordinates did better on the quick preset (docs/results.md).
   c.relative_to_jet = False
+  # Generated relative to the parent jet whatever relative_to_jet says (when the jet is a condition): the
+  # fake's phi, whose absolute value wraps at +-pi (docs/results.md: "the fake photon's eta and phi").
+  c.relative_features = ("fake_phi",)
 
   c.model = ml_collections.ConfigDict()
   c.model.latent_dim = 32

@@ -33,8 +33,10 @@ def run_keys(key: jax.Array) -> tuple[jax.Array, ...]:
 
 
 def make_models(config, n_out: int) -> tuple[Generator, Discriminator]:
-  """The DC-GAN pair of Sec. 3.1 at the configured widths (ganjax/models/dcgan.py)."""
-  return (Generator(n_out=n_out, width=config.model.g_width),
+  """The DC-GAN pair of Sec. 3.1 at the configured widths (ganjax/models/dcgan.py); the generator's output
+  layer matches the quantile transform's output (tanh for uniform, linear for normal coordinates)."""
+  output = "tanh" if config.data.quantile_output == "uniform" else "linear"
+  return (Generator(n_out=n_out, width=config.model.g_width, output=output),
           Discriminator(width=config.model.d_width, dropout=config.model.dropout))
 
 
