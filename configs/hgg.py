@@ -120,6 +120,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.output = ml_collections.ConfigDict()
   c.output.s2_bins = 40           # bins for the S^2 separation power of 1D distributions
   c.output.plots = True
+  c.output.experiment_label = "CMS Open Data"  # on the validation figures of real data (not the simulator's)
   c.output.format = "parquet"     # parquet | root (a TTree, via uproot) for ganed_cr / mc_sr_test
   c.output.validation = True      # distance correlations, chi, S^2 and KS of 15 observables (Sec. 3.2)
   c.output.ideal_reference = True # simulator only: the same checks for an ideal generator (its exact SR fakes)

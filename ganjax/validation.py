@@ -99,8 +99,9 @@ def eta_regions(sr: Mapping, ganed: Mapping, cr: Mapping | None = None, column: 
        if t is not None}
   out = {}
   for name, (lo, hi) in regions.items():
-    inside = {k: (v >= lo) & (v < hi) if lo == 0 else (v > lo) & (v < hi) if np.isfinite(hi) else v >= lo
-              for k, v in a.items()}
+    # barrel |eta| < 1.4442, gap 1.4442 <= |eta| <= 1.566, endcap |eta| > 1.566 (edges as the acceptance's)
+    inside = {k: ((v >= lo) if name == "gap" else (v > lo) if lo > 0 else (v >= lo))
+              & ((v <= hi) if name == "gap" else (v < hi)) for k, v in a.items()}
     frac = {k: float(m.mean()) for k, m in inside.items()}
     n_s, n_g = len(a["sr"]), len(a["ganed"])
     pooled = (inside["sr"].sum() + inside["ganed"].sum()) / (n_s + n_g)
@@ -224,9 +225,9 @@ def format_summary(result: dict) -> str:
   return "\n".join(out)
 
 
-def write_report(result: dict, outdir: str) -> list[str]:
+def write_report(result: dict, outdir: str, experiment: str = "") -> list[str]:
   """Write validation.json, summary.md and the plots (Figs. 5, 6, 7 and the sqrt(chi2_ij) matrices) into
-  outdir; returns the written paths."""
+  outdir; returns the written paths. experiment: the label of real data ("CMS Open Data"; "" for simulation)."""
   from ganjax.io import write_json
   from ganjax.plots import validation as vplots
 
@@ -241,11 +242,13 @@ def write_report(result: dict, outdir: str) -> list[str]:
   s2 = {r["observable"]: r["s2"] for r in result["onedim"]}
   for obs in result["observables"]:
     path = os.path.join(outdir, f"hist_{obs}.png")
-    vplots.hist_ratio(result["histograms"][obs], labels[obs], path, SAMPLES, s2=s2[obs])
+    vplots.hist_ratio(result["histograms"][obs], labels[obs], path, SAMPLES, s2=s2[obs], unit=UNITS.get(obs),
+                      experiment=experiment)
     paths.append(path)
   if result.get("corner"):
     paths.append(os.path.join(outdir, "corner.png"))
-    vplots.corner(result["corner"], labels, paths[-1], ref_label=SAMPLES["sr"], other_label=SAMPLES["ganed"])
+    vplots.corner(result["corner"], labels, paths[-1], ref_label=SAMPLES["sr"], other_label=SAMPLES["ganed"],
+                  experiment=experiment)
   names = result["observables"]
   paths.append(os.path.join(outdir, "dcor_matrices.png"))
   vplots.matrices({SAMPLES[k]: result["dcor"][k] for k in ("sr", "ganed", "cr")},

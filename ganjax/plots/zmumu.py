@@ -13,11 +13,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ganjax.plots import style  # noqa: E402
 from ganjax.plots.style import draw_ratio, hep_style, ratio_axes, save_figure  # noqa: E402
 
-LABELS = {"mll": r"$M_{\mu\mu}$ [GeV]", "ptll": r"$p_T^{\mu\mu}$ [GeV]", "dphi": r"$\Delta\phi$",
+LABELS = {"mll": r"$M_{\mu\mu}$ [GeV]", "ptll": r"$p_T^{\mu\mu}$ [GeV]", "dphi": r"$\Delta\phi$ [rad]",
           "pt1": r"$p_T^{\mu1}$ [GeV]", "pt2": r"$p_T^{\mu2}$ [GeV]", "eta1": r"$\eta^{\mu1}$",
-          "eta2": r"$\eta^{\mu2}$"}
+          "eta2": r"$\eta^{\mu2}$",
+          **{f"{v}{i}": rf"${v[0]}_{{{v[1:] or ''}}}^{{\mu{i}}}$ [GeV]".replace("_{}", "")
+             for v in ("px", "py", "pz", "E") for i in (1, 2)},
+          **{f"iso{i}": rf"iso$_{i}$ [GeV]" for i in (1, 2)},
+          **{f"dxy{i}": rf"$d_{{xy}}^{{\mu{i}}}$ [cm]" for i in (1, 2)},
+          **{f"Q{i}": rf"$Q^{{\mu{i}}}$ [e]" for i in (1, 2)}}
+EXPERIMENT = ("CMS", "Open Data", "2011A")  # the data of these figures: CMS 2011A open data
 GAN_COLOR = "tab:red"
 
 
@@ -65,8 +72,10 @@ def features(data: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray], name
                     np.clip(np.asarray(gen[name]), edges[0], edges[-1]), edges)
     rax.set_xlabel(LABELS.get(name, name))
     rax.set_ylabel("GAN / data" if i % cols == 0 else "")
+    ax.set_ylabel("normalised" if i % cols == 0 else "")
     ax.set_yticks([])
   first.legend(fontsize=7, title="end bins: overflow", title_fontsize=6)
+  style.experiment_label(first, *EXPERIMENT[:2], rlabel=EXPERIMENT[2])
   if title:
     fig.suptitle(title)
   save_figure(fig, path)
@@ -99,8 +108,10 @@ def zpt_and_spike(data: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray],
   edges = np.linspace(0, 100, 51)
   _hist_and_ratio(ax, rax, np.clip(data["ptll"], 0, 100), np.clip(gen["ptll"], 0, 100), edges)
   rax.set_xlabel(LABELS["ptll"])
+  ax.set_ylabel(r"normalised [GeV$^{-1}$]")
   ax.set_yscale("log")
   ax.legend(fontsize=8)
+  style.experiment_label(ax, *EXPERIMENT[:2], rlabel=EXPERIMENT[2])
   if has_iso:
     ax, rax = ratio_axes(fig, grid[0, 1])
     edges = np.concatenate([[-0.15, -0.05, 0.05], np.logspace(-1, np.log10(200), 40)])
