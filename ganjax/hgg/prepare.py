@@ -80,6 +80,12 @@ class Prepared:
     self.relative = {g: j for g, j in (("fake_eta", "jet_eta"), ("fake_phi", "jet_phi"))
                      if g in wanted and g in self.gen_names and j in self.cond_names}
 
+    # With the fake's phi relative to its jet, the prompt photon's phi is a condition relative to the jet too
+    # (a bijection given jet_phi): the recoil fixes the true jet's azimuth from the photon's, so the fake's
+    # offset from the reported jet follows the photon's offset, a near-linear map in these coordinates and a
+    # periodic difference of two absolute angles otherwise.
+    self.cond_relative = {"pho_phi": "jet_phi"} if ("fake_phi" in self.relative and "pho_phi" in self.cond_names
+                                                    and "jet_phi" in self.cond_names) else {}
     # Generated eta columns in absolute form skip the detector's excluded |eta| interval (the ECAL
     # barrel-endcap gap): squeezed out before the quantile transform, so no generated value lands in it.
     gap = tuple(config.data.eta_gap)
@@ -125,9 +131,11 @@ class Prepared:
     return np.asarray(values, np.float64)
 
   def _model_values(self, table, name, salt):
-    """A column as the model sees it: de-quantised if integer, relative to the jet if so configured."""
-    if name in self.relative:
-      v = np.asarray(table[name], np.float64) - table[self.relative[name]]
+    """A column as the model sees it: de-quantised if integer, relative to the jet if so configured (the
+    generated `relative` ones and the conditions in `cond_relative`)."""
+    ref = self.relative.get(name) or self.cond_relative.get(name)
+    if ref:
+      v = np.asarray(table[name], np.float64) - table[ref]
       return gjets.wrap_phi(v) if name.endswith("phi") else v
     return self._maybe_dequantize(name, table[name], salt)
 
