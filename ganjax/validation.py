@@ -21,6 +21,7 @@ import numpy as np
 
 from ganjax.metrics.correlation import columns_to_array, dcor_chi, dcor_matrix_array
 from ganjax.metrics.onedim import observable_edges, onedim_table
+from ganjax.metrics.separation import separation_power_floor
 
 # The 15 observables of the slides' distance-correlation tables, in their order, with the column names of
 # the gamma+jets simulator (ganjax.data.gjets): fake photon, prompt photon, event, diphoton.
@@ -29,8 +30,15 @@ HGG_OBSERVABLES = ("fake_id", "fake_pt", "fake_eta", "fake_phi",
                    "n_jets", "n_vtx", "ptgg_over_mgg", "ptgg", "mgg", "detagg", "dphigg")
 # The generated object: Fig. 6's corner plot shows these.
 FAKE_OBSERVABLES = HGG_OBSERVABLES[:4]
+# What the generator changes in a CR event: the fake and the diphoton system recomputed from it.
+GENERATED_OBSERVABLES = FAKE_OBSERVABLES + ("ptgg_over_mgg", "ptgg", "mgg", "detagg", "dphigg")
+# Units of the axes (momenta and masses in GeV, angles in rad); LABELS carry them.
+UNITS = {"fake_pt": "GeV", "pho_pt": "GeV", "ptgg": "GeV", "mgg": "GeV", "fake_phi": "rad", "pho_phi": "rad",
+         "dphigg": "rad"}
+# Fake-photon |eta| regions: barrel, the barrel-endcap gap (no photons reconstructed), endcap.
+ETA_REGIONS = {"barrel": (0.0, 1.4442), "gap": (1.4442, 1.566), "endcap": (1.566, np.inf)}
 
-LABELS = {
+_SYMBOLS = {
     "fake_id": r"ID$_\chi$", "fake_pt": r"$p_{T,\chi}$", "fake_eta": r"$\eta_\chi$",
     "fake_phi": r"$\phi_\chi$", "pho_id": r"ID$_\gamma$", "pho_pt": r"$p_{T,\gamma}$",
     "pho_eta": r"$\eta_\gamma$", "pho_phi": r"$\phi_\gamma$", "n_jets": r"$N_{jets}$",
@@ -38,6 +46,8 @@ LABELS = {
     "ptgg": r"$p_{T,\gamma\gamma}$", "mgg": r"$m_{\gamma\gamma}$", "detagg": r"$\Delta\eta_{\gamma\gamma}$",
     "dphigg": r"$\Delta\phi_{\gamma\gamma}$",
 }
+# Axis labels: the symbol with its unit in brackets (dimensionless observables have none).
+LABELS = {k: v + (f" [{UNITS[k]}]" if k in UNITS else "") for k, v in _SYMBOLS.items()}
 
 SAMPLES = {"sr": "MC SR", "cr": "MC CR", "ganed": "GANed CR"}
 
@@ -72,6 +82,34 @@ def _corner_histograms(sr: Mapping, ganed: Mapping, names: Sequence[str], n_bins
       out["pairs"][f"{a}|{b}"] = {
           s: np.histogram2d(np.asarray(t[a], np.float64), np.asarray(t[b], np.float64),
                             [edges[a], edges[b]])[0].tolist() for s, t in (("sr", sr), ("ganed", ganed))}
+  return out
+
+
+def _kish(w) -> float:
+  w = np.asarray(w, np.float64)
+  return float(w.sum() ** 2 / np.sum(w ** 2))
+
+
+def eta_regions(sr: Mapping, ganed: Mapping, cr: Mapping | None = None, column: str = "fake_eta",
+                regions: Mapping[str, tuple[float, float]] = ETA_REGIONS) -> dict:
+  """Fractions of events per |eta| region (barrel / gap / endcap) of MC SR, GANed CR (and MC CR), and the
+  GANed-minus-SR difference in units of its binomial sigma, sqrt(p (1 - p) (1/n_SR + 1/n_GANed)) with the
+  pooled fraction p (0 when both are 0)."""
+  a = {k: np.abs(np.asarray(t[column], np.float64)) for k, t in (("sr", sr), ("ganed", ganed), ("cr", cr))
+       if t is not None}
+  out = {}
+  for name, (lo, hi) in regions.items():
+    # barrel |eta| < 1.4442, gap 1.4442 <= |eta| <= 1.566, endcap |eta| > 1.566 (edges as the acceptance's)
+    inside = {k: ((v >= lo) if name == "gap" else (v > lo) if lo > 0 else (v >= lo))
+              & ((v <= hi) if name == "gap" else (v < hi)) for k, v in a.items()}
+    frac = {k: float(m.mean()) for k, m in inside.items()}
+    n_s, n_g = len(a["sr"]), len(a["ganed"])
+    pooled = (inside["sr"].sum() + inside["ganed"].sum()) / (n_s + n_g)
+    sigma = float(np.sqrt(pooled * (1 - pooled) * (1 / n_s + 1 / n_g)))
+    pull = (frac["ganed"] - frac["sr"]) / sigma if sigma > 0 else 0.0
+    out[name] = {**frac, "sigma": sigma, "pull": float(pull)}
+  out["max_abs"] = {k: float(v.max()) for k, v in a.items()}
+  out["within_3_sigma"] = bool(all(abs(out[r]["pull"]) <= 3 for r in regions))
   return out
 
 
@@ -110,7 +148,20 @@ def validate(sr: Mapping[str, np.ndarray], cr: Mapping[str, np.ndarray], ganed: 
   corner_hists = _corner_histograms(sr, ganed, corner, corner_bins) if len(corner) >= 2 else None
   t3 = time.perf_counter()
 
+  n_ev = {name: (len(a) if weight is None else _kish(t[weight]))
+          for (name, a), t in zip(x.items(), (sr, cr, ganed))}
+  for r in rows:
+    # S^2 of two samples of one distribution at these sizes: below it an S^2 is statistical noise
+    obs = r["observable"]
+    r["s2_floor"] = {k: separation_power_floor(hists[obs]["sr"]["counts"], n_ev[k], n_ev["sr"], seed=seed)
+                     for k in ("ganed", "cr")}
   s2 = {r["observable"]: r["s2"] for r in rows}
+  s2_check = {}
+  for r in rows:
+    if r["observable"] in GENERATED_OBSERVABLES:
+      g, c, floor = r["s2"]["ganed"], r["s2"]["cr"], r["s2_floor"]["ganed"]["q"]
+      s2_check[r["observable"]] = {"ganed": g, "cr": c, "floor": floor,
+                                   "ok": bool(g <= c or g <= floor)}
   worst = chi["ganed_vs_sr"]["pairs_above_threshold"]
   summary = {
       "chi": chi["ganed_vs_sr"]["chi"],
@@ -124,6 +175,10 @@ def validate(sr: Mapping[str, np.ndarray], cr: Mapping[str, np.ndarray], ganed: 
   }
   if "fake_pt" in s2 and s2["fake_pt"]["cr"] > 0:
     summary["s2_fake_pt_ganed_over_cr"] = s2["fake_pt"]["ganed"] / s2["fake_pt"]["cr"]
+  if s2_check:
+    # every generated or recomputed observable: GANed no further from MC SR than MC CR, or within the floor
+    summary["s2_check_ok"] = all(v["ok"] for v in s2_check.values())
+    summary["s2_check_failed"] = [k for k, v in s2_check.items() if not v["ok"]]
   result = {
       "observables": observables,
       "labels": {k: LABELS.get(k, k) for k in observables},
@@ -134,6 +189,8 @@ def validate(sr: Mapping[str, np.ndarray], cr: Mapping[str, np.ndarray], ganed: 
                **{name: m.tolist() for name, m in dcor_full.items()}},
       "chi": chi,
       "onedim": rows,
+      "s2_check": s2_check,
+      "eta_regions": eta_regions(sr, ganed, cr) if "fake_eta" in observables else None,
       "histograms": hists,
       "corner": corner_hists,
       "timing_s": {"dcor_matrices": t1 - t0, "chi": t2 - t1, "onedim_and_histograms": t3 - t2},
@@ -168,9 +225,9 @@ def format_summary(result: dict) -> str:
   return "\n".join(out)
 
 
-def write_report(result: dict, outdir: str) -> list[str]:
+def write_report(result: dict, outdir: str, experiment: str = "") -> list[str]:
   """Write validation.json, summary.md and the plots (Figs. 5, 6, 7 and the sqrt(chi2_ij) matrices) into
-  outdir; returns the written paths."""
+  outdir; returns the written paths. experiment: the label of real data ("CMS Open Data"; "" for simulation)."""
   from ganjax.io import write_json
   from ganjax.plots import validation as vplots
 
@@ -185,11 +242,13 @@ def write_report(result: dict, outdir: str) -> list[str]:
   s2 = {r["observable"]: r["s2"] for r in result["onedim"]}
   for obs in result["observables"]:
     path = os.path.join(outdir, f"hist_{obs}.png")
-    vplots.hist_ratio(result["histograms"][obs], labels[obs], path, SAMPLES, s2=s2[obs])
+    vplots.hist_ratio(result["histograms"][obs], labels[obs], path, SAMPLES, s2=s2[obs], unit=UNITS.get(obs),
+                      experiment=experiment)
     paths.append(path)
   if result.get("corner"):
     paths.append(os.path.join(outdir, "corner.png"))
-    vplots.corner(result["corner"], labels, paths[-1], ref_label=SAMPLES["sr"], other_label=SAMPLES["ganed"])
+    vplots.corner(result["corner"], labels, paths[-1], ref_label=SAMPLES["sr"], other_label=SAMPLES["ganed"],
+                  experiment=experiment)
   names = result["observables"]
   paths.append(os.path.join(outdir, "dcor_matrices.png"))
   vplots.matrices({SAMPLES[k]: result["dcor"][k] for k in ("sr", "ganed", "cr")},

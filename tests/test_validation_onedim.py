@@ -81,3 +81,18 @@ def test_identical_and_disjoint_limits():
     onedim.onedim_table({"x": x}, {"far": {"x": np.r_[np.nan, x[1:]]}}, ["x"])
   with pytest.raises(ValueError, match="2 weights for 3 values"):
     onedim.ks_2samp([1, 2, 3], [1, 2], [1, 1], None)
+
+
+def test_s2_floor_matches_its_large_sample_expectation_and_brute_force():
+  """The S^2 floor (two samples of one distribution) against (B - 1)(1/n1 + 1/n2)/4 and against S^2 of
+  pairs of samples drawn directly with numpy."""
+  from ganjax.metrics.separation import separation_power, separation_power_floor
+  rng = np.random.default_rng(0)
+  edges = np.linspace(-3, 3, 31)
+  ref = rng.normal(size=200_000)
+  counts, _ = np.histogram(np.clip(ref, -3, 3), edges)
+  floor = separation_power_floor(counts, 20_000, 8_000, n_rep=300, seed=1)
+  assert floor["mean"] == pytest.approx(floor["expected"], rel=0.1)
+  direct = [separation_power(rng.choice(ref, 20_000), rng.choice(ref, 8_000), edges) for _ in range(100)]
+  assert floor["mean"] == pytest.approx(np.mean(direct), rel=0.1)
+  assert floor["mean"] < floor["q"] < 2 * floor["mean"]

@@ -94,3 +94,61 @@ def test_contour_levels_hold_the_fractions():
   levels = contour_levels(h, h.sum())
   fracs = sorted(h[h >= t].sum() / h.sum() for t in levels)
   assert np.allclose(fracs, [0.25, 0.5, 0.75], atol=0.01)
+
+
+def test_s2_check_and_eta_regions(samples):
+  """Per generated observable: S^2 of GANed and MC CR, the floor, the verdict; eta-region fractions against
+  numpy brute force."""
+  sr, cr, ganed = samples
+  res = validation.validate(sr, cr, ganed, validation.HGG_OBSERVABLES, n_batches=4, corner_observables=None)
+  check = res["s2_check"]
+  assert set(check) == set(validation.GENERATED_OBSERVABLES)
+  for obs, row in check.items():
+    r = next(r for r in res["onedim"] if r["observable"] == obs)
+    assert row["ganed"] == r["s2"]["ganed"] and row["floor"] == r["s2_floor"]["ganed"]["q"]
+    assert row["ok"] == (row["ganed"] <= row["cr"] or row["ganed"] <= row["floor"])
+  # GANed and SR are two samples of one model: every check holds, and the fake pT one by beating MC CR
+  assert res["summary"]["s2_check_ok"] and check["fake_pt"]["ganed"] < check["fake_pt"]["cr"]
+  eta = res["eta_regions"]
+  for name, t in (("sr", sr), ("ganed", ganed), ("cr", cr)):
+    a = np.abs(t["fake_eta"])
+    assert eta["barrel"][name] == pytest.approx(np.mean(a < 1.4442))
+    assert eta["gap"][name] == pytest.approx(np.mean((a >= 1.4442) & (a <= 1.566)))
+    assert eta["endcap"][name] == pytest.approx(np.mean(a > 1.566))
+  p_s, p_g = eta["endcap"]["sr"], eta["endcap"]["ganed"]
+  pooled = (p_s * 6000 + p_g * 8000) / 14000
+  assert eta["endcap"]["pull"] == pytest.approx((p_g - p_s) / np.sqrt(pooled * (1 - pooled) * (1 / 6000 + 1 / 8000)))
+  assert eta["within_3_sigma"]
+
+
+def test_figure_axes_carry_units(samples, tmp_path, monkeypatch):
+  """Every axis of the Fig. 5 histograms and the Fig. 6 corner is labelled, momenta and masses in [GeV],
+  angles in [rad]; the experiment label is drawn only when asked (figures of real data)."""
+  import matplotlib.pyplot as plt
+  from ganjax.plots import validation as vplots
+  figs = []
+  monkeypatch.setattr(vplots, "_save", lambda fig, path: figs.append(fig))
+  sr, cr, ganed = samples
+  res = validation.validate(sr, cr, ganed, validation.HGG_OBSERVABLES, n_batches=4)
+  labels = res["labels"]
+  for obs in ("fake_pt", "mgg", "ptgg", "pho_pt"):
+    assert labels[obs].endswith("[GeV]"), obs
+  assert labels["fake_phi"].endswith("[rad]") and "[" not in labels["fake_eta"]
+  vplots.hist_ratio(res["histograms"]["fake_pt"], labels["fake_pt"], "x.png", validation.SAMPLES,
+                    unit=validation.UNITS["fake_pt"], experiment="CMS Open Data")
+  vplots.corner(res["corner"], labels, "c.png")
+  hist, corner = figs
+  main, ratio = hist.axes
+  assert ratio.get_xlabel() == r"$p_{T,\chi}$ [GeV]" and "GeV$^{-1}$" in main.get_ylabel() and ratio.get_ylabel()
+  assert any("CMS" in t.get_text() for t in main.texts)
+  d = len(res["corner"]["names"])
+  axes = np.asarray(corner.axes).reshape(d, d)
+  for i, a in enumerate(res["corner"]["names"]):
+    assert axes[d - 1, i].get_xlabel() == labels[a]  # bottom row: x labels with units
+    assert axes[i, i].get_ylabel()  # diagonal: density axis
+    if i:
+      assert axes[i, 0].get_ylabel() == labels[a]
+  assert axes[d - 1, 1].get_xlabel().endswith("[GeV]")
+  assert not any("CMS" in t.get_text() for ax in corner.axes for t in ax.texts)
+  for f in figs:
+    plt.close(f)

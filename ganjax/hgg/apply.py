@@ -17,7 +17,7 @@ from ganjax.metrics.separation import histogram_edges, separation_power
 
 
 def ganed_cr(config, prep: Prepared, gen_u_NxO: np.ndarray) -> dict:
-  """The GANed CR table from generated objects in the model's [-1, 1] coordinates."""
+  """The GANed CR table from generated objects in the model's (quantile-preprocessed) coordinates."""
   gen_names = prep.gen_names
   gen_phys = metric.to_physical(np.asarray(prep.gen_qt.inverse(gen_u_NxO.astype(np.float64))), prep.cr,
                                 gen_names, prep.relative)

@@ -8,7 +8,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from ganjax.data import gjets
+from ganjax.data import gjets, preprocess
 from ganjax.engine import optim
 from ganjax.engine.errors import BadInputError
 from ganjax.hgg import metric
@@ -68,8 +68,11 @@ def check_config(config) -> None:
     problems.append(f"model.kind must be gan or flow, got {config.model.kind!r}")
   elif config.model.kind == "flow":
     f = config.model.flow
-    if f.layers < 1 or f.bins < 2 or f.bound <= 1.0 or not all(h >= 1 for h in f.hidden):
-      problems.append(f"model.flow: layers >= 1, bins >= 2, bound > 1 (the preprocessed features fill [-1, 1]) "
+    fill = preprocess.output_bound(config.data.quantile_output, config.data.n_quantiles) \
+        if config.data.quantile_output in preprocess.OUTPUTS else 1.0
+    if f.layers < 1 or f.bins < 2 or f.bound <= fill or not all(h >= 1 for h in f.hidden):
+      problems.append(f"model.flow: layers >= 1, bins >= 2, bound > {fill:.3g} (the preprocessed features fill "
+                      f"+-{fill:.3g}) "
                       f"and hidden widths >= 1, got layers={f.layers} bins={f.bins} bound={f.bound} "
                       f"hidden={tuple(f.hidden)}")
   if config.output.format not in ("parquet", "root"):

@@ -88,7 +88,7 @@ def pad_events(cond_NxC: np.ndarray, aux: dict, chunk: int, multiple: int = 8) -
 
 def metric_coordinates(gen_u_NxO, aux: dict, gen_features: Sequence[str], metric_dims: Sequence[str],
                        gen_qt: QuantileTransform, metric_qt: QuantileTransform, relative: dict | None = None):
-  """Map generated objects (in [-1,1]) plus event columns to the metric's [-1,1]^K coordinates.
+  """Map generated objects (in the generator's coordinates) plus event columns to the metric's [-1,1]^K.
 
   Generated dimensions generated in absolute form are used as they are (the metric's knots for them are
   the generator's); the others, and the diphoton dimensions, are recomputed from the physical generated
@@ -98,7 +98,7 @@ def metric_coordinates(gen_u_NxO, aux: dict, gen_features: Sequence[str], metric
   out = []
   for k, d in enumerate(metric_dims):
     if d in gen_features and not (relative and d in relative):
-      out.append(gen_u_NxO[..., gen_features.index(d)])
+      out.append(gen_qt.to_uniform(gen_u_NxO)[..., gen_features.index(d)])
       continue
     if phys is None:
       phys = to_physical(gen_qt.inverse(gen_u_NxO), aux, gen_features, relative)

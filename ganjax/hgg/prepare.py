@@ -4,6 +4,8 @@ with every checkpoint and applied identically at training and generation time; h
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ganjax.data import gjets
@@ -13,9 +15,23 @@ from ganjax.hgg.checks import cond_features
 
 
 def region_params(config) -> gjets.GJetsParams:
-  """The simulator's parameters with the configured region thresholds."""
-  return gjets.GJetsParams(sr_id_min=config.data.sr_id_min, cr_id_floor=config.data.cr_id_floor,
-                           prompt_id_min=config.data.prompt_id_min)
+  """The simulator's parameters (the preset named by data.simulator) with the configured region thresholds."""
+  name = config.data.get("simulator", "default")
+  if name not in gjets.PRESETS:
+    raise BadInputError(f"data.simulator={name!r} is not a simulator preset; use one of {sorted(gjets.PRESETS)}")
+  fields = {f.name for f in dataclasses.fields(gjets.GJetsParams)}
+  overrides = {}
+  for item in [i for i in config.data.get("simulator_set", "").split(",") if i.strip()]:
+    key, _, value = item.partition("=")
+    key = key.strip()
+    try:
+      overrides[key] = float(value)
+    except ValueError:
+      raise BadInputError(f"data.simulator_set: {item!r} is not name=number") from None
+    if key not in fields:
+      raise BadInputError(f"data.simulator_set: {key!r} is not a GJetsParams field (ganjax/data/gjets.py)")
+  return dataclasses.replace(gjets.PRESETS[name], **overrides, sr_id_min=config.data.sr_id_min,
+                             cr_id_floor=config.data.cr_id_floor, prompt_id_min=config.data.prompt_id_min)
 
 
 def load_regions(config) -> tuple[dict, dict, str]:
@@ -23,7 +39,8 @@ def load_regions(config) -> tuple[dict, dict, str]:
   if config.data.source == "simulate":
     events = gjets.simulate(config.data.n_events, seed=config.data.sim_seed, params=region_params(config))
     sr, cr = gjets.split_regions(events)
-    return sr, cr, f"built-in gamma+jets simulator (n_events={config.data.n_events}, seed={config.data.sim_seed})"
+    return sr, cr, (f"built-in gamma+jets simulator ({config.data.simulator}, n_events={config.data.n_events}, "
+                    f"seed={config.data.sim_seed})")
   from ganjax.data import sources
   try:
     return sources.load_source(config.data.source, config.data)
@@ -57,25 +74,56 @@ class Prepared:
     self._dq_seed = config.seed + 1
     # The fake sits near its parent jet's axis: when the jet is conditional input, generate its eta and phi
     # relative to the jet (a bijection given the condition), which removes the phi wrap-around.
-    self.relative = {}
-    if config.relative_to_jet:
-      self.relative = {g: j for g, j in (("fake_eta", "jet_eta"), ("fake_phi", "jet_phi"))
-                       if g in self.gen_names and j in self.cond_names}
+    # relative_features: those generated relative to the jet even without relative_to_jet (the default is
+    # the fake's phi: no wrap-around at +-pi, and no identity map y_phi,fake ~ y_phi,jet to learn).
+    wanted = ("fake_eta", "fake_phi") if config.relative_to_jet else tuple(config.get("relative_features", ()))
+    self.relative = {g: j for g, j in (("fake_eta", "jet_eta"), ("fake_phi", "jet_phi"))
+                     if g in wanted and g in self.gen_names and j in self.cond_names}
 
+    # With the fake's phi relative to its jet, the prompt photon's phi is a condition relative to the jet too
+    # (a bijection given jet_phi): the recoil fixes the true jet's azimuth from the photon's, so the fake's
+    # offset from the reported jet follows the photon's offset, a near-linear map in these coordinates and a
+    # periodic difference of two absolute angles otherwise.
+    self.cond_relative = {"pho_phi": "jet_phi"} if ("fake_phi" in self.relative and "pho_phi" in self.cond_names
+                                                    and "jet_phi" in self.cond_names) else {}
+    # Generated eta columns in absolute form skip the detector's excluded |eta| interval (the ECAL
+    # barrel-endcap gap): squeezed out before the quantile transform, so no generated value lands in it.
+    gap = tuple(config.data.eta_gap)
+    self.gaps = {g: gap for g in self.gen_names if gap and g.endswith("_eta") and g not in self.relative}
     model_cols = self.gen_names + self.cond_names
-    qt = fit_quantile_transform(self._model_matrix(self.train, model_cols, 0), config.data.n_quantiles)
+    gaps_Dx2 = np.array([self.gaps.get(g, (0.0, 0.0)) for g in model_cols], np.float32).reshape(-1, 2)
+    x = self._model_matrix(self.train, model_cols, 0)
+    self._check_gaps(x, gaps_Dx2)
+    # Conditions in the same coordinates as the generated object (with normal coordinates and a linear
+    # output, y_fake ~ y_jet is close to the identity).
+    qt = fit_quantile_transform(x, config.data.n_quantiles, config.data.quantile_output,
+                                gaps_Dx2 if self.gaps else None)
     self.gen_qt = qt.select(range(len(self.gen_names)))
     self.cond_qt = qt.select(range(len(self.gen_names), len(model_cols)))
-    rows = []
+    rows, metric_gaps = [], []
     for d in self.metric_dims:
       if d in self.gen_names and d not in self.relative:
         rows.append(np.asarray(self.gen_qt.knots_DxQ[self.gen_names.index(d)]))
+        metric_gaps.append(gaps_Dx2[self.gen_names.index(d)])
       else:
         values = self.train[d] if d in self.train else gjets.diphoton(
             *[self.train[c] for c in ("pho_pt", "pho_eta", "pho_phi", "fake_pt", "fake_eta", "fake_phi")])[d]
         rows.append(np.asarray(fit_quantile_transform(
             self._maybe_dequantize(d, values, 1)[:, None], config.data.n_quantiles).knots_DxQ[0]))
-    self.metric_qt = QuantileTransform(knots_DxQ=np.stack(rows), probs_Q=self.gen_qt.probs_Q)
+        metric_gaps.append(np.zeros(2, np.float32))
+    # The metric bins in uniform coordinates; its knots for generated columns are the generator's.
+    self.metric_qt = QuantileTransform(knots_DxQ=np.stack(rows), probs_Q=self.gen_qt.probs_Q,
+                                       gaps_Dx2=np.stack(metric_gaps) if self.gaps else None)
+
+  def _check_gaps(self, x_NxD, gaps_Dx2):
+    """The squeeze is a bijection only outside the gap: training values inside it are bad input."""
+    for i, g in enumerate(self.gen_names):
+      a, b = gaps_Dx2[i]
+      inside = int(np.sum((np.abs(x_NxD[:, i]) > a) & (np.abs(x_NxD[:, i]) < b)))
+      if g in self.gaps and inside:
+        raise BadInputError(f"{inside} of {len(x_NxD)} SR training events have {g} inside the excluded "
+                            f"interval {a:g} < |{g}| < {b:g} (data.eta_gap); apply the acceptance or set "
+                            f"--config.data.eta_gap='()'")
 
   def _maybe_dequantize(self, name, values, salt):
     if name in gjets.INTEGER_COLUMNS:
@@ -83,9 +131,11 @@ class Prepared:
     return np.asarray(values, np.float64)
 
   def _model_values(self, table, name, salt):
-    """A column as the model sees it: de-quantised if integer, relative to the jet if so configured."""
-    if name in self.relative:
-      v = np.asarray(table[name], np.float64) - table[self.relative[name]]
+    """A column as the model sees it: de-quantised if integer, relative to the jet if so configured (the
+    generated `relative` ones and the conditions in `cond_relative`)."""
+    ref = self.relative.get(name) or self.cond_relative.get(name)
+    if ref:
+      v = np.asarray(table[name], np.float64) - table[ref]
       return gjets.wrap_phi(v) if name.endswith("phi") else v
     return self._maybe_dequantize(name, table[name], salt)
 

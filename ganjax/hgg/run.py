@@ -311,12 +311,14 @@ def _validate(config, prep: Prepared, ganed: dict, vdir: str) -> dict:
   n_small = min(len(prep.test["fake_pt"]), len(prep.cr["fake_pt"]))
   report = validation.validate(prep.test, prep.cr, ganed_view, validation.HGG_OBSERVABLES,
                                n_batches=max(2, min(20, n_small // 20)), seed=config.seed)
-  out = {"summary": report["summary"], "onedim": report["onedim"],
+  out = {"summary": report["summary"], "onedim": report["onedim"], "s2_check": report["s2_check"],
+         "eta_regions": report["eta_regions"],
          "pairs_above_3": report["chi"]["ganed_vs_sr"]["pairs_above_threshold"]}
   if config.output.ideal_reference and config.data.source == "simulate":
     out["ideal_reference"] = ideal_reference(config, prep, ganed_view)
   if config.output.plots:
-    validation.write_report(report, vdir)
+    validation.write_report(report, vdir, experiment="" if config.data.source == "simulate"
+                            else config.output.experiment_label)
   else:
     io.write_json(os.path.join(vdir, "validation.json"), report)
   return out

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 from ganjax import engine
+from ganjax.data import preprocess
 from ganjax.engine import losses
 from ganjax.models.dcgan import Discriminator, Generator
 from ganjax.models.flow import Flow
@@ -44,12 +45,14 @@ def is_flow(config) -> bool:
 
 def make_models(config, n_out: int) -> tuple[Generator | Flow, Discriminator | None]:
   """The DC-GAN pair of Sec. 3.1 at the configured widths (ganjax/models/dcgan.py), or (the flow, None).
-  The flow's samples are clipped to [-1, 1], the support of the quantile-preprocessed features."""
+  The GAN generator's output layer matches the quantile transform's output (tanh for uniform, linear for
+  normal coordinates); the flow's samples are clipped to the support of the preprocessed features."""
   if is_flow(config):
     f = config.model.flow
     return Flow(n_features=n_out, n_layers=f.layers, n_bins=f.bins, hidden=tuple(f.hidden), bound=f.bound,
-                clip=1.0), None
-  return (Generator(n_out=n_out, width=config.model.g_width),
+                clip=preprocess.output_bound(config.data.quantile_output, config.data.n_quantiles)), None
+  output = "tanh" if config.data.quantile_output == "uniform" else "linear"
+  return (Generator(n_out=n_out, width=config.model.g_width, output=output),
           Discriminator(width=config.model.d_width, dropout=config.model.dropout))
 
 

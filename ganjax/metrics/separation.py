@@ -36,3 +36,24 @@ def separation_power(x1: np.ndarray, x2: np.ndarray, edges: np.ndarray,
   h1, _ = np.histogram(x1, bins=edges, weights=w1)
   h2, _ = np.histogram(x2, bins=edges, weights=w2)
   return separation_power_hist(h1, h2)
+
+
+def separation_power_floor(reference_counts: np.ndarray, n1: float, n2: float, n_rep: int = 200,
+                           seed: int = 0, quantile: float = 0.95) -> dict:
+  """The statistical floor of S^2 at these sample sizes: S^2 between two samples of n1 and n2 events drawn
+  from ONE distribution (the reference histogram's bin probabilities), over `n_rep` multinomial draws.
+
+  Returns {"mean", "std", "quantile", "q": the `quantile` of the draws, "expected"}; "expected" is the
+  large-sample value (B - 1)(1/n1 + 1/n2) / 4 for B occupied bins (each bin's (h1 - h2)^2 has variance
+  p(1 - p)(1/n1 + 1/n2) over a denominator 2p). An S^2 below "q" is indistinguishable from two samples of
+  one distribution."""
+  p = np.asarray(reference_counts, np.float64)
+  p = p / p.sum()
+  rng = np.random.default_rng(seed)
+  n1, n2 = max(1, int(round(n1))), max(1, int(round(n2)))
+  h1 = rng.multinomial(n1, p, size=n_rep)
+  h2 = rng.multinomial(n2, p, size=n_rep)
+  s2 = np.array([separation_power_hist(a, b) for a, b in zip(h1, h2)])
+  occupied = int(np.sum(p > 0))
+  return {"mean": float(s2.mean()), "std": float(s2.std(ddof=1)), "quantile": quantile,
+          "q": float(np.quantile(s2, quantile)), "expected": (occupied - 1) * (1.0 / n1 + 1.0 / n2) / 4.0}

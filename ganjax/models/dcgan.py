@@ -60,7 +60,8 @@ class Deconv(nn.Module):
 
 
 class Generator(nn.Module):
-  """z_BxL, cond_BxC -> object_BxO in (-1, 1)."""
+  """z_BxL, cond_BxC -> object_BxO: in (-1, 1) with the paper's tanh output, unbounded with `output="linear"`
+  (for targets in normal quantile coordinates, ganjax/data/preprocess.py)."""
 
   n_out: int = 4
   width: float = 1.0
@@ -71,6 +72,7 @@ class Generator(nn.Module):
   strides: Sequence[int] = (2, 1, 1)
   conv_filters: int = 4
   conv_kernel: int = 3
+  output: str = "tanh"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -85,7 +87,8 @@ class Generator(nn.Module):
     x = nn.relu(nn.Conv(self.conv_filters, (self.conv_kernel, self.conv_kernel), padding="SAME",
                         dtype=self.dtype)(x))
     x = x.reshape(x.shape[:-3] + (-1,))
-    return jnp.tanh(nn.Dense(self.n_out, dtype=self.dtype)(x)).astype(jnp.float32)
+    y = nn.Dense(self.n_out, dtype=self.dtype)(x)
+    return (jnp.tanh(y) if self.output == "tanh" else y).astype(jnp.float32)
 
 
 class Discriminator(nn.Module):

@@ -1,6 +1,8 @@
 """The one place for figure style: HEP (mplhep CMS) style, ratio panels, atomic PNG writes.
 
-Every module under ganjax/plots draws inside `with hep_style():` (or decorates a figure function with
+Figures of real data carry the experiment label (`experiment_label`); simulation has none (the toy
+simulator is no experiment's). Every axis is labelled, with its unit in brackets ([GeV] for momenta and
+masses). Every module under ganjax/plots draws inside `with hep_style():` (or decorates a figure function with
 `@hep_style()`, the same context around the whole call) and writes with `save_figure`. With
 mplhep installed the style is mplhep's CMS style (TeX Gyre Heros, inward ticks on all sides with minor
 ticks, axis labels at the ends), its sizes scaled from CMS's 10x10-inch single plot to our smaller
@@ -70,6 +72,23 @@ def draw_ratio(rax, edges, num, den, ylabel: str = "ratio", ylim=(0.5, 1.5), den
   rax.axhline(1.0, color="k", lw=0.8)
   rax.set_ylim(*ylim)
   rax.set_ylabel(ylabel)
+
+
+def experiment_label(ax, exp: str = "CMS", text: str = "Open Data", rlabel: str = "",
+                     fontsize: float | None = None) -> None:
+  """The experiment label of a figure of real data, top left of `ax` ("CMS Open Data"; mplhep's form when
+  installed, the same words in bold + italic otherwise), with `rlabel` (e.g. sqrt(s) or the data set) top
+  right."""
+  fontsize = fontsize or ax.xaxis.label.get_size()
+  try:
+    import mplhep
+    mplhep.label.exp_text(exp, text, loc=0, ax=ax, fontsize=fontsize)
+  except ImportError:
+    ax.text(0.0, 1.01, exp, transform=ax.transAxes, fontweight="bold", ha="left", va="bottom", fontsize=fontsize)
+    ax.text(0.0, 1.01, " " * (len(exp) + 2) + text, transform=ax.transAxes, fontstyle="italic", ha="left",
+            va="bottom", fontsize=fontsize)
+  if rlabel:
+    ax.text(1.0, 1.01, rlabel, transform=ax.transAxes, ha="right", va="bottom", fontsize=0.85 * fontsize)
 
 
 def save_figure(fig, path: str, dpi: int = 110) -> None:

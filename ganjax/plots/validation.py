@@ -14,17 +14,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ganjax.plots.style import hep_style, save_figure as _save  # noqa: E402
+from ganjax.plots.style import experiment_label, hep_style, save_figure as _save  # noqa: E402
 import numpy as np  # noqa: E402
+import scipy.ndimage  # noqa: E402
 
 _COLORS = {"sr": "k", "cr": "tab:blue", "ganed": "tab:red"}
 _CONTOUR_FRACTIONS = (0.25, 0.5, 0.75)
 
 
+def density_label(unit: str | None) -> str:
+  """The y label of a unit-area histogram: 1/N dN/dx, in 1/unit of x."""
+  return r"$1/N\;dN/dx$" + (f" [{unit}$^{{-1}}$]" if unit else "")
+
+
 def hist_ratio(hist: Mapping, xlabel: str, path: str, sample_labels: Mapping[str, str],
-               s2: Mapping[str, float] | None = None) -> None:
+               s2: Mapping[str, float] | None = None, unit: str | None = None, experiment: str = "") -> None:
   """Fig. 5: normalised distributions of MC SR, MC CR and GANed CR with the ratio to MC SR below.
-  hist: {"edges", "sr"|"cr"|"ganed": {"counts", "sumw2"}} (end bins include under/overflow)."""
+  hist: {"edges", "sr"|"cr"|"ganed": {"counts", "sumw2"}} (end bins include under/overflow). xlabel
+  carries the unit; `unit` labels the density axis; `experiment` ("CMS Open Data"): real data's label."""
   edges = np.asarray(hist["edges"])
   width = np.diff(edges)
   centers = 0.5 * (edges[1:] + edges[:-1])
@@ -42,8 +49,10 @@ def hist_ratio(hist: Mapping, xlabel: str, path: str, sample_labels: Mapping[str
         label += rf" ($S^2$={s2[k]:.1e})"
       ax.stairs(dens[k], edges, color=_COLORS[k], lw=1.5, label=label)
       ax.errorbar(centers, dens[k], errs[k], fmt="none", color=_COLORS[k], lw=0.8)
-    ax.set_ylabel("normalised")
+    ax.set_ylabel(density_label(unit))
     ax.legend(frameon=False, fontsize=9)
+    if experiment:
+      experiment_label(ax, *experiment.split(" ", 1))
     ref = dens["sr"]
     with np.errstate(divide="ignore", invalid="ignore"):
       rel_ref = np.where(ref > 0, errs["sr"] / ref, np.nan)
@@ -67,10 +76,20 @@ def contour_levels(h: np.ndarray, n_total: float, fractions: Sequence[float] = _
   return sorted(set(levels))
 
 
+def smooth(h: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+  """A 2D histogram smoothed with a Gaussian kernel of `sigma` bins (its sum kept, edges reflected), so that
+  the highest-density contours of a finite sample are closed curves instead of fragments."""
+  h = np.asarray(h, float)
+  out = scipy.ndimage.gaussian_filter(h, sigma, mode="reflect")
+  return out * (h.sum() / out.sum()) if out.sum() > 0 else out
+
+
 def corner(data: Mapping, labels: Mapping[str, str], path: str, ref_label: str = "MC SR",
-           other_label: str = "GANed CR") -> None:
+           other_label: str = "GANed CR", smooth_bins: float = 1.5, experiment: str = "") -> None:
   """Fig. 6: diagonal 1D distributions, off-diagonal contours holding 25/50/75% of the events, for the
-  reference (MC SR, "Full MC" in the paper) and the GANed CR. data: validate()'s "corner" entry."""
+  reference (MC SR, "Full MC" in the paper) and the GANed CR. data: validate()'s "corner" entry. The 2D
+  histograms are smoothed (`smooth`, sigma = smooth_bins bins) before the levels are found, the same for
+  both samples, so that the contours are readable."""
   names = data["names"]
   d = len(names)
   edges = {k: np.asarray(v) for k, v in data["edges"].items()}
@@ -88,15 +107,19 @@ def corner(data: Mapping, labels: Mapping[str, str], path: str, ref_label: str =
             ax.stairs(c / (data["n_events"][s] * np.diff(edges[a])), edges[a], color=_COLORS[s], lw=1.3,
                       label=lab)
           ax.set_yticks([])
+          ax.set_ylabel(density_label(_unit(labels.get(a, a))), fontsize=7)
+          ax.yaxis.set_label_position("right")
           if i == 0:
             ax.legend(frameon=False, fontsize=7)
+            if experiment:
+              experiment_label(ax, *experiment.split(" ", 1))
         else:
           # row i (y) = names[i], column j (x) = names[j]; stored as pairs "first|second" with first < second
           h2 = data["pairs"][f"{b}|{a}"]
           xc = 0.5 * (edges[b][1:] + edges[b][:-1])
           yc = 0.5 * (edges[a][1:] + edges[a][:-1])
           for s, ls in (("sr", "-"), ("ganed", "--")):
-            h = np.asarray(h2[s], float)
+            h = smooth(h2[s], smooth_bins) if smooth_bins else np.asarray(h2[s], float)
             levels = contour_levels(h, data["n_events"][s])
             if len(levels) > 1 or (levels and levels[0] > 0):
               ax.contour(xc, yc, h.T, levels=levels, colors=_COLORS[s], linestyles=ls, linewidths=1.0)
@@ -106,11 +129,16 @@ def corner(data: Mapping, labels: Mapping[str, str], path: str, ref_label: str =
           ax.set_xticklabels([])
         if j == 0 and i > 0:
           ax.set_ylabel(labels.get(a, a))
-        elif j > 0:
+        elif j > 0 and i != j:
           ax.set_yticklabels([])
     fig.suptitle(f"{ref_label} (solid) vs {other_label} (dashed): contours hold 25/50/75% of events",
                  fontsize=9)
     _save(fig, path)
+
+
+def _unit(label: str) -> str | None:
+  """The unit in a label's trailing brackets ("$p_T$ [GeV]" -> "GeV"), None without."""
+  return label[label.rindex("[") + 1:-1] if label.endswith("]") and "[" in label else None
 
 
 def matrices(mats: Mapping[str, Sequence[Sequence[float]]], labels: Sequence[str], path: str,

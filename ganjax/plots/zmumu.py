@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ganjax.plots import style  # noqa: E402
 from ganjax.plots.style import draw_ratio, hep_style, ratio_axes, save_figure  # noqa: E402
 
 LABELS = {"mll": r"$M_{\mu\mu}$ [GeV]", "ptll": r"$p_T^{\mu\mu}$ [GeV]", "dphi": r"$\Delta\phi$",
@@ -43,19 +44,11 @@ def density_label(name: str) -> str:
 
 
 def exp_label(ax, label: Sequence[str] = CMS_OPEN_DATA, fontsize: float = 10.0) -> None:
-  """The experiment label above `ax`: bold experiment name, italic text (left), right label (e.g. sqrt(s));
-  mplhep's when installed, the same layout in plain matplotlib otherwise. label=() draws nothing."""
-  if not label:
-    return
-  exp, text, right = (tuple(label) + ("", "", ""))[:3]
-  try:
-    import mplhep
-
-    mplhep.label.exp_label(exp=exp, text=text, rlabel=right, loc=0, data=True, ax=ax, fontsize=fontsize)
-  except ImportError:
-    ax.text(0.0, 1.02, exp, transform=ax.transAxes, fontweight="bold", fontsize=fontsize, va="bottom")
-    ax.text(0.0, 1.02, f"      {text}", transform=ax.transAxes, fontstyle="italic", fontsize=fontsize, va="bottom")
-    ax.text(1.0, 1.02, right, transform=ax.transAxes, fontsize=fontsize, va="bottom", ha="right")
+  """The experiment label above `ax` (style.experiment_label: experiment, text, right label such as sqrt(s));
+  label=() draws nothing."""
+  if label:
+    exp, text, right = (tuple(label) + ("", "", ""))[:3]
+    style.experiment_label(ax, exp, text, rlabel=right, fontsize=fontsize)
 
 
 def _edges(ref: np.ndarray, n: int = 50) -> np.ndarray:
