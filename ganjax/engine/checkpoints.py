@@ -11,8 +11,10 @@ stops with a BadInputError saying what to remove.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -36,15 +38,31 @@ def _digest(step_dir: str) -> dict[str, str]:
   return out
 
 
+@contextlib.contextmanager
+def _quiet():
+  """orbax reports a missing or unreadable file of a checkpoint through absl logging (e.g. "W... Metadata
+  file does not exist") before our check names the damage; while reading checkpoints only our one-line
+  warning is shown."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 class Checkpoints:
   """workdir/checkpoints/{latest,best}; saving blocks until the checkpoint and its checksums are on disk."""
 
   def __init__(self, workdir: str, keep_latest: int = 2):
     self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
-    self.latest = ocp.CheckpointManager(os.path.join(self.root, "latest"),
-                                        options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest, create=True))
-    self.best = ocp.CheckpointManager(os.path.join(self.root, "best"),
-                                      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+    self.best_damage = ""  # why the last restore_best found no usable checkpoint ("" when none was there)
+    with _quiet():
+      self.latest = ocp.CheckpointManager(os.path.join(self.root, "latest"),
+                                          options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest, create=True))
+      self.best = ocp.CheckpointManager(os.path.join(self.root, "best"),
+                                        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
 
   @staticmethod
   def _sums_path(mngr, step: int) -> str:
@@ -76,20 +94,25 @@ class Checkpoints:
     if bad:
       raise ValueError(f"{len(bad)} file(s) differ from their checksums (e.g. {bad[0]})")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    out = mngr.restore(step, args=ocp.args.Composite(tree=ocp.args.StandardRestore(abstract),
-                                                     meta=ocp.args.JsonRestore()))
+    with _quiet():
+      out = mngr.restore(step, args=ocp.args.Composite(tree=ocp.args.StandardRestore(abstract),
+                                                       meta=ocp.args.JsonRestore()))
     return out["tree"], out["meta"], int(step)
 
-  def _restore(self, mngr, like: Any, what: str):
-    steps = sorted(mngr.all_steps(), reverse=True)
+  def _restore(self, mngr, like: Any, what: str, warn: bool = True):
+    with _quiet():
+      steps = sorted(mngr.all_steps(), reverse=True)
     for i, step in enumerate(steps):
       try:
         return self._verified_restore(mngr, step, like)
       except Exception as e:  # noqa: BLE001 - any failure to read a checkpoint means it is damaged
         why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        print(f"ganjax: warning: checkpoint {what}/{step} is damaged ({why}); "
-              + (f"falling back to {what}/{steps[i + 1]}" if i + 1 < len(steps) else "no older one is kept"),
-              file=sys.stderr, flush=True)
+        if what == "best":
+          self.best_damage = f"{what}/{step}: {why}"
+        if warn:
+          print(f"ganjax: warning: checkpoint {what}/{step} is damaged ({why}); "
+                + (f"falling back to {what}/{steps[i + 1]}" if i + 1 < len(steps) else "no older one is kept"),
+                file=sys.stderr, flush=True)
         if i + 1 < len(steps) and jax.process_index() == 0:
           mngr.delete(step)  # never used again; its step is saved anew when training gets there
     if steps:
@@ -108,9 +131,11 @@ class Checkpoints:
     return self._restore(self.latest, like, "latest")
 
   def restore_best(self, like: Any):
-    """(tree, meta, step) of `best`, or None (a damaged best is reported; the caller rebuilds it)."""
+    """(tree, meta, step) of `best`, or None; no warning of its own: when it is damaged, `best_damage` says
+    why (the caller rebuilds it and says so in one line)."""
+    self.best_damage = ""
     try:
-      return self._restore(self.best, like, "best")
+      return self._restore(self.best, like, "best", warn=False)
     except BadInputError:
       return None
 
