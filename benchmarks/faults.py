@@ -4,12 +4,14 @@ with the same results as an uninterrupted run.
   python benchmarks/faults.py --methods=ganplify,hgg --kills=20 --out=runs/faults.json
   python benchmarks/faults.py --methods=dctr,zmumu --kills=5 --out=runs/faults_dctr_zmumu.json
 
-For each method (its `test` preset through `python -m ganjax.main`): one uninterrupted reference run; then
-`--kills` runs, each killed with SIGKILL after a seeded random delay (uniform over the reference's wall
-time, so kills land in setup, compilation, training, checkpoint saves, evaluation and output writing) and
-rerun with the same command until it exits; then each damage case of DAMAGE on a copy of the finished
-reference run (bytes flipped, a file truncated, manifests, data or whole checkpoints deleted, best/ damaged
-or deleted), its metrics.json removed so that the rerun redoes the outputs from the checkpoints. A case
+For each method (its `test` preset through `python -m ganjax.main`): one uninterrupted reference run (and,
+with the shared compilation cache, the same again from the cache: equal results, and the wall time over
+which the kills are spread); then each damage case of DAMAGE on a copy of the finished reference run (bytes
+flipped, a file truncated, manifests, data or whole checkpoints deleted, best/ damaged or deleted), its
+metrics.json removed so that the rerun redoes the outputs from the checkpoints; then `--kills` runs, each
+killed with SIGKILL after a seeded random delay (uniform over the cached run's wall time, so kills land in
+setup, compilation, training, checkpoint saves, evaluation and output writing) and rerun with the same
+command until it exits. A case
 "held" when the rerun exits 0 and metrics.json equals the reference's in every number except timings. Also
 recorded: what the user saw (the stderr lines of the rerun that are not progress lines) and the longest
 traceback on stderr (0: none). Results go to --out as JSON, written after every case.
@@ -212,6 +214,29 @@ def main():
     assert rc == 0, err[-2000:]
     ref = metrics(ref_dir)
     print(f"{method}: reference run {wall:.1f} s", flush=True)
+    if a.compile_cache:  # once more from the filled cache: its wall time spreads the kills; equal results
+      again = os.path.join(tmp, f"{method}-ref-cached")
+      rc, err, wall = run_main(config, again)
+      assert rc == 0 and metrics(again) == ref, (rc, err[-2000:])
+      print(f"{method}: the same from the compilation cache {wall:.1f} s, identical", flush=True)
+      shutil.rmtree(again)
+    for how in [h for h in a.damage.split(",") if h]:
+      work = os.path.join(tmp, f"{method}-{how}")
+      shutil.copytree(ref_dir, work)
+      what = damage(work, how, rng)
+      os.remove(os.path.join(work, "metrics.json"))  # the rerun must redo the outputs from the checkpoints
+      rc, lines, tb = finish(config, work)
+      got = metrics(work) if rc == 0 else None
+      ok = got == ref
+      seen = {}
+      _seen(seen, lines, work)
+      rows.append({"method": method, "case": how, "what": DAMAGE[how], "damaged": what, "tried": 1,
+                   "held": int(ok), "status": rc, "user_sees": seen, "longest_traceback": tb})
+      print(f"{method} {how} ({what}): rc {rc}, "
+            f"{'identical' if ok else 'DIFFERENT ' + (first_difference(got, ref) if got else '')}; {lines}",
+            flush=True)
+      shutil.rmtree(work)
+      save()
     held, seen, first_rc, longest, delays = 0, {}, {}, 0, []
     row = {"method": method, "case": "kill -9 at a random moment, rerun", "tried": 0, "held": 0,
            "user_sees": seen, "first_run_status": first_rc, "longest_traceback": 0, "delays_s": [],
@@ -235,23 +260,6 @@ def main():
             flush=True)
       shutil.rmtree(work)
       row.update(tried=k + 1, held=held, longest_traceback=longest, delays_s=[min(delays), max(delays)])
-      save()
-    for how in [h for h in a.damage.split(",") if h]:
-      work = os.path.join(tmp, f"{method}-{how}")
-      shutil.copytree(ref_dir, work)
-      what = damage(work, how, rng)
-      os.remove(os.path.join(work, "metrics.json"))  # the rerun must redo the outputs from the checkpoints
-      rc, lines, tb = finish(config, work)
-      got = metrics(work) if rc == 0 else None
-      ok = got == ref
-      seen = {}
-      _seen(seen, lines, work)
-      rows.append({"method": method, "case": how, "what": DAMAGE[how], "damaged": what, "tried": 1,
-                   "held": int(ok), "status": rc, "user_sees": seen, "longest_traceback": tb})
-      print(f"{method} {how} ({what}): rc {rc}, "
-            f"{'identical' if ok else 'DIFFERENT ' + (first_difference(got, ref) if got else '')}; {lines}",
-            flush=True)
-      shutil.rmtree(work)
       save()
   shutil.rmtree(tmp, ignore_errors=True)
   save()

@@ -363,8 +363,7 @@ HGG_OVERRIDES = {"output.validation": False, "train.epochs": 8}  # four 2-epoch 
 
 
 def _hgg_cli(source, workdir, cache):
-  """python -m ganjax.main on the hgg test preset reading `source`; the JAX compilation cache `cache` is shared
-  by the subprocesses of this test (the second compiles nothing)."""
+  """python -m ganjax.main on the hgg test preset reading `source`, with the JAX compilation cache `cache`."""
   args = [f"--config.data.source={source}", *(f"--config.{k}={v}" for k, v in HGG_OVERRIDES.items())]
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1", PYTHONPATH=ROOT,
              JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
@@ -374,14 +373,34 @@ def _hgg_cli(source, workdir, cache):
                           stderr=subprocess.PIPE, text=True)
 
 
-def test_hgg_bad_source_sigterms_and_kill_9_then_rerun_is_identical(tmp_path, monkeypatch, capfd):
+@pytest.fixture()
+def compile_cache(tmp_path):
+  """A JAX persistent compilation cache for this test's runs, in-process and in its subprocesses (each program
+  of the main job is compiled once instead of four times); the process's settings are restored after."""
+  from jax.experimental.compilation_cache import compilation_cache as cc
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+           "jax_persistent_cache_min_entry_size_bytes")
+  before = {n: getattr(jax.config, n) for n in names}
+  path = str(tmp_path / "jax-cache")
+  for n, v in zip(names, (path, 0.0, -1)):
+    jax.config.update(n, v)
+  cc.reset_cache()
+  try:
+    yield path
+  finally:
+    for n, v in before.items():
+      jax.config.update(n, v)
+    cc.reset_cache()
+
+
+def test_hgg_bad_source_sigterms_and_kill_9_then_rerun_is_identical(tmp_path, monkeypatch, capfd, compile_cache):
   """The main job through ganjax.main, one workdir, as a user would meet faults in a row:
   1. the source file has NaN: exit 2 naming the file and the column, config.json not written;
   2. the source corrected, SIGTERM during the data setup: exit 130 with its message;
   3. kill -9 at a seeded random moment of the training (after a seeded number of saved segments);
   4. the rerun resumes and gets SIGTERM while writing its outputs: exit 130, some outputs but no metrics.json;
-  5. the rerun redoes the outputs: exit 0; metrics.json equals an uninterrupted run's (a subprocess started
-     after step 3 on the second core, from the compilation cache that step 3 filled)."""
+  5. the rerun redoes the outputs: exit 0; metrics.json and the tables equal an uninterrupted run's (a
+     subprocess started after step 3, on the second core)."""
   import random
 
   from ganjax import main as cli
@@ -390,7 +409,7 @@ def test_hgg_bad_source_sigterms_and_kill_9_then_rerun_is_identical(tmp_path, mo
   sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
   import faults
 
-  rng, cache = random.Random(15), str(tmp_path / "jax-cache")
+  rng, cache = random.Random(15), compile_cache
   source, workdir = str(tmp_path / "events.parquet"), tmp_path / "run"
   config = load_config("hgg:test", **{"data.source": source, **HGG_OVERRIDES})
   events = {k: v for k, v in gjets.simulate(6_000, seed=0).items() if k != "is_sr"}
