@@ -93,8 +93,6 @@ def main(argv):
   import logging as std_logging
 
   from absl import logging
-
-  from ganjax.engine.errors import GanjaxError
   logging.set_verbosity(logging.WARNING)
   std_logging.getLogger("absl").setLevel(std_logging.WARNING)
 

@@ -6,7 +6,8 @@ histories, scores, steps), saved in one atomic step by orbax. After the save, th
 the step is written beside it (`<step>.sha256.json`, atomically); a restore verifies them, so flipped or
 truncated bytes are detected as damage, never trained on (and never mistaken for a diverged training).
 A damaged `latest` falls back to the previous one with a one-line warning; when none is usable the run
-stops with a BadInputError saying what to remove.
+stops with a BadInputError saying what to remove. A newest checkpoint without checksums is one whose save
+was cut short (kill -9 between orbax's commit and the checksums): it is removed and its segment replayed.
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ class Checkpoints:
     return os.path.join(str(mngr.directory), f"{int(step)}.sha256.json")
 
   def _save(self, mngr, step: int, tree: Any, meta: dict) -> None:
-    if int(step) in mngr.all_steps():  # a replayed segment (after a crash or a damaged checkpoint)
-      mngr.delete(int(step))
+    for old in mngr.all_steps():  # a replayed segment (after a crash or a damaged checkpoint): the step and
+      if int(old) >= int(step):   # any later one are stale (orbax would also keep the later one as newest)
+        mngr.delete(int(old))
     mngr.save(int(step), args=ocp.args.Composite(tree=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
               force=True)
     mngr.wait_until_finished()
@@ -102,10 +104,24 @@ class Checkpoints:
   def _restore(self, mngr, like: Any, what: str, warn: bool = True):
     with _quiet():
       steps = sorted(mngr.all_steps(), reverse=True)
+    damaged = False
     for i, step in enumerate(steps):
+      if i == 0 and not os.path.exists(self._sums_path(mngr, step)):
+        # orbax committed it but its checksums were never written: the run was killed between the two. It was
+        # never verified, so it is not used: removed, and its segment replayed.
+        then = f"falling back to {what}/{steps[1]}" if len(steps) > 1 else "starting from the beginning"
+        if what == "best":
+          self.best_damage = f"{what}/{step}: incomplete, the run stopped while saving it"
+        if warn:
+          print(f"ganjax: warning: checkpoint {what}/{step} is incomplete (the run stopped while saving it); {then}",
+                file=sys.stderr, flush=True)
+        if jax.process_index() == 0:
+          mngr.delete(step)
+        continue
       try:
         return self._verified_restore(mngr, step, like)
       except Exception as e:  # noqa: BLE001 - any failure to read a checkpoint means it is damaged
+        damaged = True
         why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         if what == "best":
           self.best_damage = f"{what}/{step}: {why}"
@@ -115,7 +131,7 @@ class Checkpoints:
                 file=sys.stderr, flush=True)
         if i + 1 < len(steps) and jax.process_index() == 0:
           mngr.delete(step)  # never used again; its step is saved anew when training gets there
-    if steps:
+    if damaged:
       raise BadInputError(f"every checkpoint in {os.path.join(self.root, what)} is damaged; remove "
                           f"{self.root} to start the run over")
     return None
