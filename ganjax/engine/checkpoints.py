@@ -42,8 +42,9 @@ def _digest(step_dir: str) -> dict[str, str]:
 @contextlib.contextmanager
 def _quiet():
   """orbax reports a missing or unreadable file of a checkpoint through absl logging (e.g. "W... Metadata
-  file does not exist") before our check names the damage; while reading checkpoints only our one-line
-  warning is shown."""
+  file does not exist") before our check names the damage, and the leftovers of a save cut short by a kill
+  when it saves again; while checkpoints are read or saved, only our one-line messages are shown (failures
+  still raise)."""
   logger = logging.getLogger("absl")
   level = logger.level
   logger.setLevel(logging.CRITICAL)
@@ -70,12 +71,13 @@ class Checkpoints:
     return os.path.join(str(mngr.directory), f"{int(step)}.sha256.json")
 
   def _save(self, mngr, step: int, tree: Any, meta: dict) -> None:
-    for old in mngr.all_steps():  # a replayed segment (after a crash or a damaged checkpoint): the step and
-      if int(old) >= int(step):   # any later one are stale (orbax would also keep the later one as newest)
-        mngr.delete(int(old))
-    mngr.save(int(step), args=ocp.args.Composite(tree=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
-              force=True)
-    mngr.wait_until_finished()
+    with _quiet():  # e.g. orbax's warning that it removes the temporary folder of a save cut short by a kill
+      for old in mngr.all_steps():  # a replayed segment (after a crash or a damaged checkpoint): the step and
+        if int(old) >= int(step):   # any later one are stale (orbax would also keep the later one as newest)
+          mngr.delete(int(old))
+      mngr.save(int(step), args=ocp.args.Composite(tree=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
+                force=True)
+      mngr.wait_until_finished()
     if jax.process_index() != 0:
       return
     from ganjax import io
