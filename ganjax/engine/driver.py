@@ -267,6 +267,6 @@ def _diverged(metrics: dict, newly: np.ndarray, start: int, spe: int, unit: str,
   elif last_saved > 0:
     kept = f"the state of {unit} {last_saved // spe} is kept in {workdir}/checkpoints/latest"
   else:
-    kept = "it diverged before the first evaluation, so no model was kept"
+    kept = "it diverged before the first checkpoint, so no model was kept"
   return TrainingDivergedError(f"loss became NaN/inf at {unit} {at // spe} ({what}); {kept}; lower the "
                                "learning rate or check the input data")
