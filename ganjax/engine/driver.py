@@ -180,7 +180,8 @@ def run(loop: Loop, state, workdir: str | None = None,
       if loop.select is not None and (best.step >= 0).any():
         found = ckpt.restore_best({"best": best.models, "aux": loop.aux})
         if found is None or found[2] < int(best.step.max()):  # best/ damaged, missing or stale: rebuilt
-          print(f"ganjax: warning: {workdir}/checkpoints/best is damaged or missing; rebuilt from latest",
+          why = f"damaged ({ckpt.best_damage})" if ckpt.best_damage else "missing or older than latest"
+          print(f"ganjax: warning: {workdir}/checkpoints/best is {why}; rebuilt from the kept models in latest",
                 file=sys.stderr, flush=True)
           ckpt.save_best(int(best.step.max()), {"best": best.models, "aux": loop.aux}, best.meta())
 
@@ -188,7 +189,7 @@ def run(loop: Loop, state, workdir: str | None = None,
   scalars = _Scalars(os.path.join(workdir, "tb") if workdir is not None else None, loop.log_members)
   bar = Progress(total=loop.total_steps // spe, desc=f"{loop.name} x{n_members}" if n_members > 1 else loop.name,
                  unit=unit, start=step // spe)
-  last_save, best_unsaved = time.time(), False
+  last_save, best_unsaved, last_saved = time.time(), False, resumed_from
   try:
     with stop_requests() as stop:
       while step < loop.total_steps:
@@ -204,7 +205,10 @@ def run(loop: Loop, state, workdir: str | None = None,
         newly = bad & (diverged_at < 0)
         diverged_at[newly] = step
         if (diverged_at >= 0).all():
-          raise _diverged(metrics, newly, step - n, spe, unit, best, workdir)
+          if ckpt is not None and best_unsaved:  # the message says where the best models are: on disk
+            ckpt.save_best(int(best.step.max()), {"best": best.models, "aux": loop.aux}, best.meta())
+          raise _diverged(metrics, newly, step - n, spe, unit, best if loop.select is not None else None,
+                          workdir, last_saved)
         record = {"step": step, "epoch": step // spe, "seconds": seconds,
                   **{k: v[:, -1].tolist() for k, v in metrics.items()},
                   **{f"{k}_mean": metrics[k].mean(1).tolist() for k in loop.mean_metrics}}
@@ -227,7 +231,7 @@ def run(loop: Loop, state, workdir: str | None = None,
           meta = {"history": history, **best.meta(), "diverged_at": diverged_at.tolist(),
                   "also": {k: a.meta() for k, a in also.items()}}
           ckpt.save_latest(step, tree_of(state), meta)
-          last_save = time.time()
+          last_save, last_saved = time.time(), step
         scalars.write({k: v for k, v in record.items() if k != "seconds"}, step)
         shown = {}
         if loop.select is not None:
@@ -247,14 +251,22 @@ def run(loop: Loop, state, workdir: str | None = None,
                 {k: (a.models, a.score, a.step) for k, a in also.items()})
 
 
-def _diverged(metrics: dict, newly: np.ndarray, start: int, spe: int, unit: str, best: _Kept,
-              workdir: str | None) -> TrainingDivergedError:
-  """The error for a run whose every member diverged: where, with which values, what is kept."""
+def _diverged(metrics: dict, newly: np.ndarray, start: int, spe: int, unit: str, best: _Kept | None,
+              workdir: str | None, last_saved: int) -> TrainingDivergedError:
+  """The error for a run whose every member diverged: where, with which values, what is kept on disk (the
+  selected best models, else the last saved state; never a checkpoint that does not exist)."""
   j = int(np.argmax(newly)) if newly.any() else 0
   first = {k: v[j] for k, v in metrics.items()}
   e_bad = int(np.argmax(~np.all([np.isfinite(v) for v in first.values()], axis=0)))
   at = start + (e_bad + 1) * spe
   what = ", ".join(f"{k} = {v[e_bad]:.4g}" for k, v in first.items())
-  kept = (f"the best models (from {unit} {int(best.step.max()) // spe}) are kept in {workdir}/checkpoints/best"
-          if (best.step >= 0).any() and workdir else "no model was kept")
-  return TrainingDivergedError(f"loss became NaN/inf at {unit} {at // spe} ({what}); {kept}")
+  if workdir is None:
+    kept = "nothing was saved (no workdir)"
+  elif best is not None and (best.step >= 0).any():
+    kept = f"the best models (from {unit} {int(best.step.max()) // spe}) are kept in {workdir}/checkpoints/best"
+  elif last_saved > 0:
+    kept = f"the state of {unit} {last_saved // spe} is kept in {workdir}/checkpoints/latest"
+  else:
+    kept = "it diverged before the first checkpoint, so no model was kept"
+  return TrainingDivergedError(f"loss became NaN/inf at {unit} {at // spe} ({what}); {kept}; lower the "
+                               "learning rate or check the input data")
