@@ -14,6 +14,15 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 import jax  # noqa: E402
 
+# numba compiles dcor's kernels when dcor is first imported (and caches them next to its sources): in a fresh
+# environment two pytest-xdist workers doing that at once can abort one of them, so the first import is one
+# worker at a time, behind a file lock.
+import fcntl  # noqa: E402
+
+with open(os.path.join(tempfile.gettempdir(), f"ganjax-tests-import-{os.getuid()}.lock"), "w") as _lock:
+  fcntl.flock(_lock, fcntl.LOCK_EX)
+  import dcor  # noqa: E402,F401
+
 jax.config.update("jax_disable_most_optimizations", True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
