@@ -19,10 +19,6 @@ from absl import app, flags
 from ganjax.io import write_json
 from ganjax.plots import dctr as dctr_plots
 
-_COMBINE = flags.DEFINE_list("combine", None, "workdirs of finished runs to pool into one summary", required=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "output directory", required=True)
-
-
 def combine(workdirs: list[str], out: str) -> dict:
   """Pool the per-observable results of finished runs: one summary JSON and one Fig. 8."""
   reports, labels, rows = [], [], {}
@@ -53,9 +49,13 @@ def combine(workdirs: list[str], out: str) -> dict:
 
 def main(argv):
   del argv
-  s = combine(_COMBINE.value, _WORKDIR.value)
+  s = combine(flags.FLAGS.combine, flags.FLAGS.workdir)
   print(json.dumps({k: s[k] for k in ("n_observables", "median_s2_ratio", "median_r_weighted")}))
 
 
 if __name__ == "__main__":
+  # Flags only when run as a script: importing combine() (the tests do) must not define --workdir, which
+  # ganjax.main defines too.
+  flags.DEFINE_list("combine", None, "workdirs of finished runs to pool into one summary", required=True)
+  flags.DEFINE_string("workdir", None, "output directory", required=True)
   app.run(main)
