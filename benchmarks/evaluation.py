@@ -14,19 +14,19 @@ overstates what an idle 2-core machine needs). Target: the whole evaluation of t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
+import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from configs import hgg as hgg_config  # noqa: E402
 
 
 def load_config(preset: str):
-  spec = importlib.util.spec_from_file_location("configs_hgg", os.path.join(ROOT, "configs", "hgg.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(preset)
+  """configs/hgg.py:<preset>, locked."""
+  config = hgg_config.get_config(preset)
   config.lock()
   return config
 

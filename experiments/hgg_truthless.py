@@ -16,9 +16,9 @@ on a 2-core CPU.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
+import sys
 import time
 
 import jax
@@ -32,13 +32,13 @@ from ganjax.hgg.run import setup, train_members
 from ganjax.metrics import truthless_amplification as ta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from configs import hgg as hgg_config  # noqa: E402
 
 
 def load_config(preset: str):
-  spec = importlib.util.spec_from_file_location("configs_hgg", os.path.join(ROOT, "configs", "hgg.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(preset)
+  """configs/hgg.py:<preset>, locked."""
+  config = hgg_config.get_config(preset)
   config.output.validation = False  # members only: no per-member physics validation
   config.lock()
   return config
