@@ -393,8 +393,12 @@ def restore_best(s: Setup, workdir: str) -> Any:
   ckpt = Checkpoints(workdir)
   try:
     restored = ckpt.restore_best({"best": like, "aux": s.prep.transforms()})
+    damage = ckpt.best_damage
   finally:
     ckpt.close()
+  if restored is None and damage:  # rerunning the main job in workdir rebuilds best from latest
+    raise BadInputError(f"{workdir}/checkpoints/best is damaged ({damage}): rerun the main job in {workdir} "
+                        "to rebuild it from the kept models")
   if restored is None:
     raise BadInputError(f"{workdir}/checkpoints/best holds no generator: train first")
   return jax.tree.map(lambda a: a[0], restored[0]["best"])
