@@ -55,13 +55,18 @@ def _ndtri(xp, p):
 GAP_KEEP = 1e-6  # width the squeezed gap keeps, so that the squeeze stays a bijection at its edges
 
 
+def _gap_widths(xp, gaps_Dx2):
+  """(a, b, width, kept width) of each feature's gap a < |x| < b; a row (0, 0) has width 0."""
+  a, b = gaps_Dx2[:, 0], gaps_Dx2[:, 1]
+  w = xp.maximum(b - a, 0.0)
+  return a, b, w, xp.minimum(w, GAP_KEEP)
+
+
 def squeeze_gaps(x, gaps_Dx2):
   """Shrink each feature's excluded interval a < |x| < b to width GAP_KEEP (sign kept): |x| >= b ->
   |x| - (b - a) + GAP_KEEP, the gap linearly into (a, a + GAP_KEEP). A row (0, 0) is the identity."""
   xp = _xp(x)
-  a, b = gaps_Dx2[:, 0], gaps_Dx2[:, 1]
-  w = xp.maximum(b - a, 0.0)
-  keep = xp.minimum(w, GAP_KEEP)
+  a, b, w, keep = _gap_widths(xp, gaps_Dx2)
   ax = xp.abs(x)
   inside = a + (ax - a) * keep / xp.where(w > 0, w, 1.0)
   s = xp.where(ax >= b, ax - w + keep, xp.where(ax > a, inside, ax))
@@ -72,9 +77,7 @@ def unsqueeze_gaps(s, gaps_Dx2):
   """Inverse of `squeeze_gaps`: |s| >= a + GAP_KEEP -> |s| + (b - a) - GAP_KEEP; the kept sliver (no data,
   probability ~1e-6 for a generated value) back into the gap."""
   xp = _xp(s)
-  a, b = gaps_Dx2[:, 0], gaps_Dx2[:, 1]
-  w = xp.maximum(b - a, 0.0)
-  keep = xp.minimum(w, GAP_KEEP)
+  a, _, w, keep = _gap_widths(xp, gaps_Dx2)
   a_s = xp.abs(s)
   inside = a + (a_s - a) * w / xp.where(keep > 0, keep, 1.0)
   x = xp.where(a_s >= a + keep, a_s + w - keep, xp.where(a_s > a, inside, a_s))
