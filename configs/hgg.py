@@ -134,6 +134,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.metric.select_within_sigma = 0.0  # > 0: a later model replaces the kept best only if its val -2lnL is lower
                                   # by more than this many paired event-bootstrap sigmas (0: plain lowest)
 
+  # CR application (Sec. 2.2): each CR event's fake is redrawn (fresh latents) until the GANed event passes the
+  # SR selection (fake ID and preselection), at most max_draws times: the SR conditional p_SR(fake | event)
+  # is zero outside the selection, as in the ideal reference (ganjax/hgg/apply.py). 1 = a single draw.
+  c.apply = ml_collections.ConfigDict()
+  c.apply.max_draws = 50
+
   c.output = ml_collections.ConfigDict()
   c.output.s2_bins = 40           # bins for the S^2 separation power of 1D distributions
   c.output.plots = True

@@ -66,6 +66,12 @@ def test_outputs(straight_run, regions):
   for c in ("gan_fake_pt", "gan_fake_eta", "gan_fake_phi", "gan_fake_id", "gan_mgg", "gan_ptgg_over_mgg"):
     assert c in cols and np.all(np.isfinite(cols[c]))
   assert len(cols["gan_fake_pt"]) == 512
+  # Each fake redrawn until the GANed event passes the SR selection (apply.max_draws): gan_draws is the draw
+  # that passed, 0 where none did, so it agrees with the host's selection.
+  np.testing.assert_array_equal(cols["gan_draws"] > 0, cols["gan_pass_sr"])
+  assert on_disk["ganed_cr_pass_sr_fraction"] == pytest.approx(np.mean(cols["gan_pass_sr"]))
+  assert on_disk["ganed_cr_first_draw_pass_fraction"] == pytest.approx(np.mean(cols["gan_draws"] == 1))
+  assert on_disk["ganed_cr_pass_sr_fraction"] > on_disk["ganed_cr_first_draw_pass_fraction"]
   assert np.all(np.abs(cols["gan_fake_phi"]) <= np.pi)
   assert on_disk["generated_relative_to"] == {"fake_phi": "jet_phi"}  # relative_features' default
   ideal = on_disk["validation"]["ideal_reference"]  # simulator data: the ideal-generator reference

@@ -140,18 +140,19 @@ def _sigmoid(t):
   return scipy.special.expit(t)
 
 
-def _in_acceptance(eta):
-  a = np.abs(eta)
+def _in_acceptance(eta, xp=np):
+  a = xp.abs(eta)
   return (a < 2.5) & ~((a > BARREL_ENDCAP_GAP[0]) & (a < BARREL_ENDCAP_GAP[1]))
 
 
-def preselection(cols: dict, params: GJetsParams = GJetsParams()) -> np.ndarray:
-  """H->gamma gamma-like diphoton preselection (mass window, pT/m, acceptance, prompt-photon ID)."""
+def preselection(cols: dict, params: GJetsParams = GJetsParams(), xp=np) -> np.ndarray:
+  """H->gamma gamma-like diphoton preselection (mass window, pT/m, acceptance, prompt-photon ID); numpy or
+  jax.numpy (xp)."""
   m = cols["mgg"]
-  lead = np.maximum(cols["pho_pt"], cols["fake_pt"])
-  sub = np.minimum(cols["pho_pt"], cols["fake_pt"])
+  lead = xp.maximum(cols["pho_pt"], cols["fake_pt"])
+  sub = xp.minimum(cols["pho_pt"], cols["fake_pt"])
   return ((m > 100.0) & (m < 180.0) & (lead > m / 3.0) & (sub > m / 4.0)
-          & _in_acceptance(cols["pho_eta"]) & _in_acceptance(cols["fake_eta"])
+          & _in_acceptance(cols["pho_eta"], xp) & _in_acceptance(cols["fake_eta"], xp)
           & (cols["pho_id"] > params.prompt_id_min))
 
 

@@ -4,7 +4,7 @@ MC SR, and optionally DCTR weights (dctrgan paper) that pull the generator's con
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -16,13 +16,70 @@ from ganjax.hgg.prepare import Prepared, region_params
 from ganjax.metrics.separation import histogram_edges, separation_power
 
 
-def ganed_cr(config, prep: Prepared, gen_u_NxO: np.ndarray) -> dict:
-  """The GANed CR table from generated objects in the model's (quantile-preprocessed) coordinates."""
+def ganed_cr(config, prep: Prepared, gen_u_NxO: np.ndarray, draws_N: np.ndarray | None = None) -> dict:
+  """The GANed CR table from generated objects in the model's (quantile-preprocessed) coordinates;
+  `draws_N` (from `make_sr_generate_fn`) becomes the column gan_draws."""
   gen_names = prep.gen_names
   gen_phys = metric.to_physical(np.asarray(prep.gen_qt.inverse(gen_u_NxO.astype(np.float64))), prep.cr,
                                 gen_names, prep.relative)
-  return ganed_table(prep.cr, np.stack([gen_phys[n] for n in gen_names], -1), gen_names,
-                     region_params(config), config.data.preselection)
+  out = ganed_table(prep.cr, np.stack([gen_phys[n] for n in gen_names], -1), gen_names,
+                    region_params(config), config.data.preselection)
+  if draws_N is not None:
+    out["gan_draws"] = np.asarray(draws_N, np.int32)
+  return out
+
+
+SR_CHECK_COLUMNS = ("pho_pt", "pho_eta", "pho_phi", "pho_id") + gjets.FAKE_COLUMNS
+
+
+def sr_check_aux(prep: Prepared) -> dict:
+  """The CR columns `make_sr_generate_fn` needs: the prompt photon, the CR's own fake (for features that are
+  not generated) and the references of relatively generated features."""
+  names = set(SR_CHECK_COLUMNS) | set(metric.reference_columns(prep.relative))
+  return {c: np.asarray(prep.cr[c], np.float32) for c in sorted(names)}
+
+
+def make_sr_generate_fn(generate: Callable, prep: Prepared, params: gjets.GJetsParams, preselection: bool,
+                        max_draws: int) -> Callable:
+  """generate_sr(params_g, key, cond_NxC, aux) -> (object_NxO, draws_N): each CR event's object drawn from
+  the generator's SR conditional, p_SR(object | event) ~ p_G(object | event) [the event passes the SR
+  selection], by rejection: objects are redrawn (fresh latents) until the GANed event passes the fake ID and
+  the preselection, at most `max_draws` times, in one XLA program (a lax.while_loop over draws that stops
+  when every event has passed). The SR conditional vanishes outside the selection (the paper's SR is defined
+  by it, Sec. 3; the simulator's ideal generator `gjets.sample_sr_fakes` draws it the same way), but a
+  generator trained on SR events leaks a little probability across the cuts (m_gg window, pT/m, the ID
+  threshold): without the redraw those events sit in the GANed CR where no SR event can. draws_N: the draw
+  that passed (1 = the first, the object of a single draw with `key`), 0 if none did (the first draw kept).
+  max_draws = 1 is the paper's single draw."""
+  gen_names, relative, qt = prep.gen_names, prep.relative, prep.gen_qt
+
+  def passes(u_NxO, aux):
+    full = {**aux, **metric.to_physical(qt.inverse(u_NxO), aux, gen_names, relative)}
+    ok = full["fake_id"] > params.sr_id_min
+    if preselection:
+      full.update(gjets.diphoton(full["pho_pt"], full["pho_eta"], full["pho_phi"], full["fake_pt"],
+                                 full["fake_eta"], full["fake_phi"], xp=jnp))
+      ok &= gjets.preselection(full, params, xp=jnp)
+    return ok
+
+  def generate_sr(params_g, key, cond_NxC, aux):
+    first = generate(params_g, key, cond_NxC)
+    found = passes(first, aux)
+
+    def more(carry):
+      draw, _, found, _ = carry
+      return (draw < max_draws) & ~jnp.all(found)
+
+    def redraw(carry):
+      draw, chosen, found, draws = carry
+      cand = generate(params_g, jax.random.fold_in(key, draw), cond_NxC)  # draw >= 1: fresh latents
+      take = ~found & passes(cand, aux)
+      return draw + 1, jnp.where(take[:, None], cand, chosen), found | take, jnp.where(take, draw + 1, draws)
+
+    _, chosen, _, draws = jax.lax.while_loop(more, redraw, (1, first, found, found.astype(jnp.int32)))
+    return chosen, draws
+
+  return generate_sr
 
 
 def ganed_table(cr: dict, gen_phys_NxO: np.ndarray, gen_names: Sequence[str],

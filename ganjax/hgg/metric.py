@@ -23,6 +23,39 @@ from ganjax.metrics import likelihood
 from ganjax.parallel import shard_batch
 
 PROMPT_AUX = ("pho_pt", "pho_eta", "pho_phi")
+RECOIL_PHI = "recoil_phi"  # a reference that is not a column: the prompt photon's recoil axis, pho_phi + pi
+
+
+def reference(columns: dict, name: str):
+  """The reference values of a relatively generated feature: a column, or the recoil axis wrap(pho_phi + pi)
+  (where the jets balancing the photon point; numpy or jax)."""
+  if name == RECOIL_PHI:
+    return (columns["pho_phi"] + 2 * np.pi) % (2 * np.pi) - np.pi
+  return columns[name]
+
+
+def to_relative(values, ref_values, name: str):
+  """A feature relative to its reference: momenta as the log of their ratio (a fake carries a fraction of
+  its jet's pT), angles as the wrapped difference, anything else as the difference (numpy or jax)."""
+  xp = jnp if isinstance(values, jax.Array) or isinstance(ref_values, jax.Array) else np
+  if name.endswith("_pt"):
+    return xp.log(values) - xp.log(ref_values)
+  v = values - ref_values
+  return (v + np.pi) % (2 * np.pi) - np.pi if name.endswith("phi") else v
+
+
+def from_relative(v, ref_values, name: str):
+  """The inverse of `to_relative`."""
+  xp = jnp if isinstance(v, jax.Array) or isinstance(ref_values, jax.Array) else np
+  if name.endswith("_pt"):
+    return ref_values * xp.exp(v)
+  v = v + ref_values
+  return (v + np.pi) % (2 * np.pi) - np.pi if name.endswith("phi") else v
+
+
+def reference_columns(relative: dict | None) -> list[str]:
+  """The table columns the references of `relative` are computed from."""
+  return ["pho_phi" if r == RECOIL_PHI else r for r in (relative or {}).values()]
 
 
 class EvalEvents(NamedTuple):
@@ -37,7 +70,7 @@ class EvalEvents(NamedTuple):
 def aux_columns(metric_dims: Sequence[str], gen_features: Sequence[str],
                 relative: dict | None = None) -> tuple[str, ...]:
   """Physical event columns the metric needs besides the generated object."""
-  need = list((relative or {}).values())
+  need = reference_columns(relative)
   if any(d in DIPHOTON_COLUMNS for d in metric_dims):
     need += list(PROMPT_AUX)
   need += [d for d in metric_dims if d not in gen_features and d not in DIPHOTON_COLUMNS]
@@ -51,9 +84,7 @@ def to_physical(gen_phys_NxO, aux: dict, gen_features: Sequence[str], relative: 
   for i, name in enumerate(gen_features):
     v = gen_phys_NxO[..., i]
     if relative and name in relative:
-      v = v + aux[relative[name]]
-      if name.endswith("phi"):
-        v = (v + np.pi) % (2 * np.pi) - np.pi
+      v = from_relative(v, reference(aux, relative[name]), name)
     out[name] = v
   return out
 

@@ -11,6 +11,7 @@ import numpy as np
 from ganjax.data import gjets
 from ganjax.data.preprocess import QuantileTransform, dequantize, fit_quantile_transform
 from ganjax.engine.errors import BadInputError
+from ganjax.hgg import metric
 from ganjax.hgg.checks import cond_features
 
 
@@ -76,16 +77,28 @@ class Prepared:
     # relative to the jet (a bijection given the condition), which removes the phi wrap-around.
     # relative_features: those generated relative to the jet even without relative_to_jet (the default is
     # the fake's phi: no wrap-around at +-pi, and no identity map y_phi,fake ~ y_phi,jet to learn).
+    # An entry "fake_phi=recoil_phi" names the reference (a conditional column, or the photon's recoil axis
+    # metric.RECOIL_PHI when the photon's phi is a condition); a bare name means the parent jet. The first
+    # entry of a feature whose reference the conditions provide is used (so one default serves every
+    # strategy), none: the feature is generated in absolute form.
     wanted = ("fake_eta", "fake_phi") if config.relative_to_jet else tuple(config.get("relative_features", ()))
-    self.relative = {g: j for g, j in (("fake_eta", "jet_eta"), ("fake_phi", "jet_phi"))
-                     if g in wanted and g in self.gen_names and j in self.cond_names}
+    self.relative = {}
+    for item in wanted:
+      g, _, ref = (p.strip() for p in item.partition("="))
+      ref = ref or {"fake_eta": "jet_eta", "fake_phi": "jet_phi"}.get(g, "")
+      if g in self.gen_names and g not in self.relative and ref and all(
+          c in self.cond_names for c in metric.reference_columns({g: ref})):
+        self.relative[g] = ref
 
     # With the fake's phi relative to its jet, the prompt photon's phi is a condition relative to the jet too
     # (a bijection given jet_phi): the recoil fixes the true jet's azimuth from the photon's, so the fake's
     # offset from the reported jet follows the photon's offset, a near-linear map in these coordinates and a
     # periodic difference of two absolute angles otherwise.
-    self.cond_relative = {"pho_phi": "jet_phi"} if ("fake_phi" in self.relative and "pho_phi" in self.cond_names
-                                                    and "jet_phi" in self.cond_names) else {}
+    # Likewise with the fake's phi relative to the recoil axis, the jet's phi is a condition relative to it.
+    both = "pho_phi" in self.cond_names and "jet_phi" in self.cond_names
+    self.cond_relative = ({"pho_phi": "jet_phi"} if both and self.relative.get("fake_phi") == "jet_phi" else
+                          {"jet_phi": metric.RECOIL_PHI} if both and self.relative.get("fake_phi") == metric.RECOIL_PHI
+                          else {})
     # Generated eta columns in absolute form skip the detector's excluded |eta| interval (the ECAL
     # barrel-endcap gap): squeezed out before the quantile transform, so no generated value lands in it.
     gap = tuple(config.data.eta_gap)
@@ -135,8 +148,7 @@ class Prepared:
     generated `relative` ones and the conditions in `cond_relative`)."""
     ref = self.relative.get(name) or self.cond_relative.get(name)
     if ref:
-      v = np.asarray(table[name], np.float64) - table[ref]
-      return gjets.wrap_phi(v) if name.endswith("phi") else v
+      return metric.to_relative(np.asarray(table[name], np.float64), metric.reference(table, ref), name)
     return self._maybe_dequantize(name, table[name], salt)
 
   def _model_matrix(self, table, names, salt):

@@ -35,7 +35,7 @@ from ganjax.hgg import apply, metric
 from ganjax.hgg.checks import (MIN_CR_EVENTS, check_config, check_members, check_table, numeric_table,
                                required_columns)
 from ganjax.hgg.ideal import ideal_reference
-from ganjax.hgg.prepare import Prepared, load_regions
+from ganjax.hgg.prepare import Prepared, load_regions, region_params
 from ganjax.hgg.train import (is_flow, latent_dim, log_prob_fn, make_models, make_train, run_keys,
                               set_member_hyperparams)
 from ganjax.metrics.likelihood import neg2_log_likelihood
@@ -116,6 +116,7 @@ class Fit(NamedTuple):
   spe: int
   test_nll: dict           # str(S) -> [M] test -2lnL of the best generators
   gen_u_MxNxO: np.ndarray  # each member's best generator applied to the CR (model coordinates)
+  draws_MxN: np.ndarray    # the draw whose GANed event passed the SR selection (0: none of apply.max_draws)
   test_flow_nll: np.ndarray | None  # [M] a flow's exact -mean log p(object | cond) on the test set, or None
 
 
@@ -187,8 +188,12 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
               for k in config.metric.test_samples}
   n_out = len(s.prep.gen_names)
   gen_one = metric.make_generate_fn(s.generator, latent_dim(config, n_out), config.metric.chunk, mesh)
-  generate_M = jax.jit(engine.over_members(gen_one, (0, 0, None), member_axis), out_shardings=replicated(mesh))
-  gen_u = np.asarray(generate_M(best, k_apply, on_mesh(s.prep.cond(s.prep.cr, 3))))
+  sr_one = apply.make_sr_generate_fn(gen_one, s.prep, region_params(config), config.data.preselection,
+                                     int(config.apply.max_draws))
+  generate_M = jax.jit(engine.over_members(sr_one, (0, 0, None, None), member_axis),
+                       out_shardings=replicated(mesh))
+  aux = {k: on_mesh(v) for k, v in apply.sr_check_aux(s.prep).items()}
+  gen_u, draws = (np.asarray(a) for a in generate_M(best, k_apply, on_mesh(s.prep.cond(s.prep.cr, 3)), aux))
   flow_nll = None
   if is_flow(config):  # the exact likelihood of the SR test events, in the model's (preprocessed) coordinates
     lp = log_prob_fn(config, n_out)
@@ -197,7 +202,7 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
   log(f"best generator(s) (epoch {' '.join(str(b // spe) for b in result.best_step[:8])}): test -2lnL for "
       f"S = {', '.join(map(str, config.metric.test_samples))}; {gen_u.shape[1]} CR events generated "
       f"({time.time() - t1:.1f} s)")
-  return Fit(result, spe, test_nll, gen_u, flow_nll)
+  return Fit(result, spe, test_nll, gen_u, draws, flow_nll)
 
 
 def _history(fit: Fit, j: int, names: Sequence[str]) -> dict:
@@ -232,7 +237,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, regions: tuple[dict, di
   r = fit.result
   params_g = jax.tree.map(lambda a: a[0], r.best)
   test_nll = {k: float(v[0]) for k, v in fit.test_nll.items()}
-  ganed = apply.ganed_cr(config, prep, fit.gen_u_MxNxO[0])
+  ganed = apply.ganed_cr(config, prep, fit.gen_u_MxNxO[0], fit.draws_MxN[0])
   if config.dctr.enabled:
     generate = jax.jit(metric.make_generate_fn(s.generator, latent_dim(config, len(gen_names)), config.metric.chunk,
                                                s.mesh),
@@ -258,6 +263,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, regions: tuple[dict, di
       "metric_n_bins_total": config.metric.n_bins ** len(prep.metric_dims),
       "s2": s2, "s2_fake_pt_ratio": s2["fake_pt"]["ganed_cr_vs_mc_sr"] / s2["fake_pt"]["mc_cr_vs_mc_sr"],
       "ganed_cr_pass_sr_fraction": float(ganed["gan_pass_sr"].mean()),
+      # the generator's leak across the SR selection: how often its first draw passes, and the mean draws
+      "ganed_cr_first_draw_pass_fraction": float(np.mean(fit.draws_MxN[0] == 1)),
+      "ganed_cr_mean_draws": float(np.mean(fit.draws_MxN[0][fit.draws_MxN[0] > 0])) if (fit.draws_MxN[0] > 0).any()
+                             else None,
       "model_kind": config.model.kind,
       "generator": {"params": n_params(r.best), **(
           flow_model.flops_per_object(s.generator, len(cond_names)) if is_flow(config) else
@@ -366,7 +375,7 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
     diverged_at = min(diverged + bad_epochs) if diverged or bad_epochs else None
     if diverged_at is not None:  # a diverged member is recorded and ignored from then on
       h["val_nll"] = [np.nan if e >= diverged_at else v for e, v in zip(h["epoch"], h["val_nll"])]
-    ganed = apply.ganed_cr(config, s.prep, fit.gen_u_MxNxO[j])
+    ganed = apply.ganed_cr(config, s.prep, fit.gen_u_MxNxO[j], fit.draws_MxN[j])
     s2_all = apply.s2_table(config, s.prep, ganed)
     s2 = s2_all["fake_pt"]
     out["members"].append({
