@@ -7,7 +7,8 @@ run(config, workdir):
   -> the TrainSpec of ganjax.hgg.train through ganjax.engine.driver: jitted segments of train.eval_every
      epochs; at each segment end -2 ln Lambda (Eq. 2) on training and validation events with S generations
      per event (one jitted call each), TensorBoard scalars, progress, checkpoints (latest; best generator by
-     validation -2lnL, with the fitted transforms), SIGTERM save, NaN stop
+     validation -2lnL, with the fitted transforms; with metric.select_within_sigma = n, a later generator
+     must be lower by more than n paired event-bootstrap sigma), SIGTERM save, NaN stop
   -> the best generator: test -2lnL for each S of metric.test_samples; the fake photon of every CR event
      replaced (ganjax.hgg.apply); physics validation (Sec. 3.2)
   -> workdir: config.json, ganed_cr.parquet, mc_sr_test.parquet, validation/, plots/, tb/, metrics.json (last).
