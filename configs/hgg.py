@@ -132,7 +132,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.metric.history_samples = ()   # extra S whose validation -2lnL is also recorded each time (Fig. 2)
   c.metric.history_from = 0       # record history_samples only at evaluations from this epoch on (0 = all)
   c.metric.select_within_sigma = 0.0  # > 0: a later model replaces the kept best only if its val -2lnL is lower
-                                  # by more than this many paired event-bootstrap sigmas (0: plain lowest)
+                                  # by more than this many paired event-bootstrap sigmas (resume-exact;
+                                  # 0: the paper's plain lowest val -2lnL)
 
   # CR application (Sec. 2.2): each CR event's fake is redrawn (fresh latents) until the GANed event passes the
   # SR selection (fake ID and preselection), at most max_draws times: the SR conditional p_SR(fake | event)

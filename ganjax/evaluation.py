@@ -279,27 +279,45 @@ def hgg(config, setup, params_g, ganed: Mapping[str, np.ndarray], n_boot: int = 
 
 class WithinSigmaSelection:
   """Best-model selection that treats differences within n_sigma event-bootstrap errors as ties, keeping
-  the earlier model: a new evaluation replaces a member's kept one only when
+  the earlier model: the driver's `select_margin` (ganjax/engine/driver.py), with which a new evaluation
+  replaces a member's kept one only when
       -2lnL(new) < -2lnL(kept) - n_sigma * sigma(new - kept),
   sigma from the paired event bootstrap of both generators on the same validation events
-  (event_bootstrap.difference). Called by the evaluation hook with each member's current -2lnL and the
-  metric bins of its generated objects; returns (selection score, sigma) per member: the score is the
-  -2lnL when the new model is kept and +inf otherwise, so the driver's lowest-score rule follows this one.
-  Its memory (the kept models' bins) lives in the process: a resumed run starts it afresh."""
+  (event_bootstrap.difference). bins_fn(models_M, step_M) -> [M, N, S] gives the metric bins of each member's
+  generated objects on the N validation events, with the latents its evaluation at step_M used; the kept
+  models' bins are recomputed from the kept models and their steps (both in the checkpoints), so a resumed
+  run computes the same margins as an uninterrupted one. The bins of the last call's models are reused when
+  the kept models are those, kept at that step (an optimisation only: the same bins)."""
 
-  def __init__(self, real_idx_N, n_bins_total: int, n_sigma: float = 1.0, n_boot: int = 100, seed: int = 0):
+  def __init__(self, real_idx_N, n_bins_total: int, bins_fn, n_sigma: float = 1.0, n_boot: int = 100,
+               seed: int = 0):
     self.real, self.n_bins, self.n_sigma, self.n_boot, self.seed = (np.asarray(real_idx_N), int(n_bins_total),
-                                                                    float(n_sigma), n_boot, seed)
-    self.kept_score, self.kept_idx = {}, {}
+                                                                    float(n_sigma), int(n_boot), int(seed))
+    self.bins_fn, self._last = bins_fn, None  # (step, models, bins [M, N, S]) of the last call
 
-  def __call__(self, nll_M, gen_idx_MxNxS) -> tuple[np.ndarray, np.ndarray]:
+  def __call__(self, kept_models, kept_step_M, models_now, step: int) -> np.ndarray:
+    """n_sigma * sigma(-2lnL(now) - -2lnL(kept)) per member [M]; 0 where kept_step_M < 0 (nothing kept), NaN
+    where a generator's bins fall outside the metric's (no replacement then)."""
+    import jax
     from ganjax.metrics import event_bootstrap
-    nll_M = np.asarray(nll_M, np.float64)
-    sel, err = np.full(len(nll_M), np.inf), np.zeros(len(nll_M))
-    for j, (v, idx) in enumerate(zip(nll_M, gen_idx_MxNxS)):  # members: a handful
-      if j in self.kept_idx and np.isfinite(v):
-        err[j] = event_bootstrap.difference(self.real, idx, self.kept_idx[j], self.n_bins, n_boot=self.n_boot,
-                                            seed=self.seed)["error"]
-      if np.isfinite(v) and v < self.kept_score.get(j, np.inf) - self.n_sigma * err[j]:
-        sel[j], self.kept_score[j], self.kept_idx[j] = v, v, np.asarray(idx)
-    return sel, err
+    kept_step_M = np.asarray(kept_step_M, np.int64)
+    now = np.asarray(self.bins_fn(models_now, np.full(len(kept_step_M), step, np.int64)))
+    need = kept_step_M >= 0
+    kept_np = [np.asarray(a) for a in jax.tree.leaves(kept_models)]
+    if not need.any():
+      kept = None
+    elif (self._last is not None and np.all(kept_step_M[need] == self._last[0])
+          and all(np.array_equal(a[need], b[need]) for a, b in zip(kept_np, self._last[1]))):
+      kept = self._last[2]  # the kept models are those evaluated at the last call, with its latents
+    else:
+      kept = np.asarray(self.bins_fn(kept_models, np.where(need, kept_step_M, 0)))
+    self._last = (int(step), [np.asarray(a) for a in jax.tree.leaves(models_now)], now)
+    margin = np.zeros(len(kept_step_M))
+    inside = lambda b: b.size > 0 and b.min() >= 0 and b.max() < self.n_bins
+    for j in np.flatnonzero(need):  # members: a handful
+      if not (inside(now[j]) and inside(kept[j])):
+        margin[j] = np.nan
+        continue
+      margin[j] = self.n_sigma * event_bootstrap.difference(self.real, now[j], kept[j], self.n_bins,
+                                                            n_boot=self.n_boot, seed=self.seed)["error"]
+    return margin

@@ -189,6 +189,46 @@ def test_driver_keeps_each_members_argmin_and_resumes(tmp_path):
   assert {"score/mean", "score/member_0", "score/member_1", "fit_a_loss/member_1"} <= tags
 
 
+def test_driver_select_margin_keeps_the_earlier_model_within_it(tmp_path):
+  """With `select_margin`, a lower value replaces the kept one only when lower by more than the member's
+  margin; the margins are recorded as f"{select}_margin" (0 while a member keeps nothing), computed from the
+  kept models and their steps, so a resumed run computes the same ones."""
+  members = engine.make_members(engine.make_train(_spec()), data_axis=0, how="map")
+  scores = {4: [np.inf, 5.0], 8: [3.0, 4.5], 12: [2.5, 3.0], 16: [1.0, 2.9]}  # member 0 keeps nothing at 4
+  calls = []
+
+  def margin(kept, kept_step, now, step):  # the kept model enters: its `a` (finite, not the current one)
+    calls.append((step, kept_step.tolist()))
+    assert np.all(np.isfinite(np.asarray(kept["a"])))
+    return np.where(kept_step >= 0, 1.0, 99.0)  # 99: where nothing is kept the driver must use 0
+
+  def evaluate(state, step):
+    return {"score": np.asarray(scores[step])}
+
+  loop = driver.Loop(members, _data(2), total_steps=16, segment_steps=4, evaluate=evaluate, select="score",
+                     keep=lambda s: s.params, select_margin=margin)
+  res = driver.run(loop, members.init(engine.member_keys(0, 2)), str(tmp_path / "a"))
+  # member 0: 3.0 kept at 8 (first finite), 2.5 within 1 of it (tie, kept 8), 1.0 lower by more (16)
+  # member 1: 5.0 at 4, 4.5 a tie, 3.0 lower by 2 (12), 2.9 a tie
+  np.testing.assert_array_equal(res.best_step, [16, 12])
+  np.testing.assert_array_equal(res.best_score, [1.0, 3.0])
+  assert [r["score_margin"] for r in res.history] == [[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 1.0]]
+  assert calls == [(8, [-1, 4]), (12, [8, 4]), (16, [8, 12])]  # not at 4: nothing kept yet
+  # an interrupted run recomputes the margins from the kept models saved in `latest`
+  def stop_at_8(step):
+    if step == 8:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  with pytest.raises(InterruptedError_):
+    driver.run(loop, members.init(engine.member_keys(0, 2)), str(tmp_path / "b"), on_segment_end=stop_at_8)
+  calls.clear()
+  resumed = driver.run(loop, members.init(engine.member_keys(0, 2)), str(tmp_path / "b"))
+  assert calls == [(12, [8, 4]), (16, [8, 12])]
+  np.testing.assert_array_equal(resumed.best_step, res.best_step)
+  jax.tree.map(lambda u, v: np.testing.assert_array_equal(u, v), res.best, resumed.best)
+  assert [dict(r, seconds=0) for r in resumed.history] == [dict(r, seconds=0) for r in res.history]
+
+
 def test_driver_nan_member_is_dropped_and_all_nan_stops(tmp_path):
   spec_ok, spec_nan = _spec(), _spec(nan_after=6)
   members = engine.make_members(engine.make_train(spec_nan), data_axis=None, how="map")

@@ -251,22 +251,45 @@ def test_summary_table_flags_a_shift_and_passes_the_truth(summaries):
 
 
 def test_within_sigma_selection_keeps_the_earlier_model_on_ties():
+  """The driver's margin: n_sigma times the paired event-bootstrap std of -2lnL(now) - -2lnL(kept) (checked
+  against a brute-force bootstrap); a lower -2lnL within it is a tie. The kept model's bins come from the kept
+  models and step (a fresh instance, as after a resume, gives the same margins as one that cached them)."""
   from ganjax.evaluation import WithinSigmaSelection
   rng = np.random.default_rng(10)
   n, s, n_bins = 1500, 4, 8
   p = np.arange(1, n_bins + 1) / np.sum(np.arange(1, n_bins + 1))
   real = rng.choice(n_bins, n, p=p)
-  good, close = rng.choice(n_bins, (n, s), p=p), rng.choice(n_bins, (n, s), p=p)  # two equally good models
+  models = {"good": rng.choice(n_bins, (n, s), p=p), "close": rng.choice(n_bins, (n, s), p=p),  # equally good
+            "bad": rng.integers(0, n_bins, (n, s))}
   nll = lambda g: neg2_log_likelihood(np.bincount(real, minlength=n_bins), np.bincount(g.ravel(), minlength=n_bins))
-  bad = rng.integers(0, n_bins, (n, s))
-  tie = WithinSigmaSelection(real, n_bins, n_sigma=1.0, n_boot=50)
-  sel, err = tie([nll(bad)], bad[None])
-  assert sel[0] == nll(bad) and err[0] == 0  # the first evaluation is always kept
-  sel, err = tie([nll(good)], good[None])  # much better: replaces
-  assert sel[0] == nll(good) and err[0] > 0
-  v = nll(close)
-  sel, err = tie([min(v, nll(good) - 1e-3)], close[None])  # lower by less than its sigma: a tie, not kept
-  assert np.isinf(sel[0]) and err[0] > 1e-3
+  calls, M = [], np.array  # a member's "model": its name
+
+  def bins_fn(models_M, step_M):  # the step must arrive with the models
+    calls.append(list(step_M))
+    return np.stack([models[m] for m in models_M])
+
+  tie = WithinSigmaSelection(real, n_bins, bins_fn, n_sigma=2.0, n_boot=50, seed=3)
+  np.testing.assert_array_equal(tie(M(["bad", "bad"]), np.array([-1, -1]), M(["bad", "bad"]), 4), [0.0, 0.0])
+  margin = tie(M(["bad", "bad"]), np.array([4, -1]), M(["good", "close"]), 8)  # member 1: nothing kept
+  assert calls == [[4, 4], [8, 8]] and margin[1] == 0  # the kept bins are those of step 4's call: reused
+  # brute force: the same replicas (multiplicities) for both generators
+  boot = np.random.default_rng(3)
+  diffs = []
+  for _ in range(50):
+    c = np.bincount(boot.integers(0, n, n), minlength=n).astype(float)
+    m = np.bincount(real, weights=c, minlength=n_bins)
+    h = lambda g: np.bincount(g.ravel(), weights=np.repeat(c, s), minlength=n_bins)
+    diffs.append(neg2_log_likelihood(m, h(models["good"])) - neg2_log_likelihood(m, h(models["bad"])))
+  np.testing.assert_allclose(margin[0], 2.0 * np.std(diffs, ddof=1), rtol=1e-10)
+  assert nll(models["good"]) < nll(models["bad"]) - margin[0]  # much better: replaces
+  fresh = WithinSigmaSelection(real, n_bins, bins_fn, n_sigma=2.0, n_boot=50, seed=3)
+  np.testing.assert_array_equal(fresh(M(["bad", "bad"]), np.array([4, -1]), M(["good", "close"]), 8), margin)
+  assert calls[-2:] == [[8, 8], [4, 0]]  # a fresh instance recomputes the kept bins at the kept step
+  tie_margin = tie(M(["good", "bad"]), np.array([8, -1]), M(["close", "close"]), 12)
+  assert abs(nll(models["close"]) - nll(models["good"])) < tie_margin[0]  # equally good: a tie, kept earlier
+  bad_bins = dict(models, broken=np.full((n, s), -1))
+  broken = WithinSigmaSelection(real, n_bins, lambda m, st: np.stack([bad_bins[x] for x in m]), n_boot=10)
+  assert np.isnan(broken(M(["good"]), np.array([4]), M(["broken"]), 8)[0])  # bins outside the metric: no replacement
 
 
 def test_hgg_index_fn_bins_are_the_histogram():

@@ -163,6 +163,57 @@ def test_best_model_is_the_argmin_of_the_validation_history(tmp_path, regions, m
   assert not same(best, at[1]) and not same(best, at[4])  # the generator moved: the check can tell them apart
 
 
+def test_ties_within_sigma_keep_the_earlier_model_and_resume_exactly(tmp_path, regions, monkeypatch):
+  """metric.select_within_sigma = n: a later generator replaces the kept one only when its validation -2lnL
+  is lower by more than n paired event-bootstrap sigma (the margin, recorded in the history). Epoch 3's value
+  is offset 100 lower, well within 100 sigma (~2.5 each): epoch 1 stays kept while the plain rule takes
+  epoch 3. Interrupted after epoch 1 and after epoch 2 and resumed, the run ends as an uninterrupted one: the
+  margins come from the kept generator saved in the checkpoint (a memory in the process would restart after
+  epoch 2 and take epoch 3)."""
+  epoch, real_setup, real_nll = {}, hgg_run.setup, hgg_run.neg2_log_likelihood
+
+  def setup(*args, **kwargs):
+    s = real_setup(*args, **kwargs)
+    epoch["val_m"] = s.val_set[1]
+    return s
+
+  def nll(real, counts):  # evaluate() computes the validation -2lnL once per epoch (eval_every = 1)
+    if real is not epoch["val_m"]:
+      return real_nll(real, counts)
+    epoch["now"] += 1
+    return real_nll(real, counts) - (100.0 if epoch["now"] == 3 else 0.0)
+
+  monkeypatch.setattr(hgg_run, "setup", setup)
+  monkeypatch.setattr(hgg_run, "neg2_log_likelihood", nll)
+  config = _config(**{"metric.select_within_sigma": 100.0, "train.eval_every": 1, "output.validation": False})
+
+  def run(workdir, first_epoch, stop_at=None):
+    epoch["now"] = first_epoch - 1
+
+    def stop(e):
+      if e == stop_at:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return hgg.run(config, workdir, regions=regions, on_segment_end=stop)
+
+  straight = run(str(tmp_path / "straight"), 1)
+  h = straight["history"]
+  assert h["epoch"] == [1, 2, 3, 4] and h["val_nll_margin"][0] == 0
+  assert all(100 < m < 1e4 for m in h["val_nll_margin"][1:])  # 100 sigma, sigma ~ a few units
+  assert h["val_nll"][2] < h["val_nll"][0] - 50  # epoch 3 is much lower, yet within its margin: a tie
+  assert straight["best_epoch"] == 1 and straight["best_val_nll"] == h["val_nll"][0]
+  assert straight["selection"]["plain_best_epoch"] == 3 and straight["selection"]["n_sigma"] == 100
+  workdir = str(tmp_path / "resumed")
+  for first, stop_at in ((1, 1), (2, 2)):
+    with pytest.raises(InterruptedError_, match=f"epoch {stop_at}"):
+      run(workdir, first, stop_at)
+  resumed = run(workdir, 3)
+  for key in ("history", "best_epoch", "best_val_nll", "selection", "test_nll", "s2"):
+    assert resumed[key] == straight[key], key
+  margin = tb_values(workdir, "val_nll_margin")
+  assert sorted(margin) == [e * SPE for e in h["epoch"]]
+  np.testing.assert_allclose([margin[k] for k in sorted(margin)], h["val_nll_margin"], rtol=1e-6)
+
+
 def test_cli_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
   """python -m ganjax.main: SIGTERM after the first segment's checkpoint saves and exits with status 130;
   the same command again resumes and ends with the metrics of an uninterrupted run; TensorBoard logs in tb/."""

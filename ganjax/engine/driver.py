@@ -9,7 +9,13 @@ state (a single run is an ensemble of one). At each segment end the driver
   2. calls `evaluate(state, step)` -> {name: [M] values} and records it with the training metrics in the
      history (also as TensorBoard scalars in workdir/tb);
   3. keeps, per member, `keep(state)` of the evaluation with the lowest `select` value (ties keep the
-     earlier one), and likewise for each key of `also_select` (a second selection rule to compare with);
+     earlier one), and likewise for each key of `also_select` (a second selection rule to compare with).
+     With `select_margin`, a new value replaces a member's kept one only when it is lower by more than that
+     member's margin, `select_margin(kept models, kept step [M], models now, step)` (e.g. n sigma of the
+     paired event-bootstrap error of the difference: ties keep the earlier model), recorded in the history
+     as f"{select}_margin" (0 where nothing is kept). The margin is a function of the kept models and their
+     steps, both saved in `latest`, so a resumed run recomputes the same margins (the `also_select` rules
+     stay plain);
   4. saves `best` (when a member improved) and then `latest` (state, kept models, history) with orbax, at
      every segment end or, with `checkpoint_every_s`, at most that often (a resumed run replays the segments
      after the last save, with the same result);
@@ -46,6 +52,9 @@ class Loop(NamedTuple):
   evaluate: Callable[[Any, int], dict] | None = None   # (state_M, step) -> {name: [M]}
   select: str | None = None          # evaluation key whose lowest value marks each member's best
   also_select: tuple = ()            # more evaluation keys, each with its own per-member best (Result.also)
+  # (kept models, kept step [M] (-1: none or diverged), models now, step) -> [M] margin by which a new
+  # `select` value must be lower than the kept one to replace it (None: plain lowest value)
+  select_margin: Callable[[Any, np.ndarray, Any, int], np.ndarray] | None = None
   keep: Callable[[Any], Any] | None = None             # state_M -> what is kept as best (default: params)
   aux: Any = None                    # arrays saved with every checkpoint (e.g. fitted transforms)
   name: str = "ganjax"               # progress label
@@ -126,18 +135,20 @@ def _where_members(take_M: np.ndarray, new, old):
 
 
 class _Kept:
-  """Per member, the models of the lowest value of one evaluation key so far (ties keep the earlier)."""
+  """Per member, the models of the lowest value of one evaluation key so far (ties keep the earlier); with a
+  margin [M], a new value must be lower than the kept one by more than it."""
 
   def __init__(self, key: str, models, n_members: int, meta: dict | None = None):
     self.key, self.models = key, models
     self.score = np.asarray(meta["best_score"] if meta else [np.inf] * n_members, np.float64)
     self.step = np.asarray(meta["best_step"] if meta else [-1] * n_members, np.int64)
 
-  def update(self, ev: dict, diverged_at: np.ndarray, step: int, models_now) -> bool:
+  def update(self, ev: dict, diverged_at: np.ndarray, step: int, models_now,
+             margin_M: np.ndarray | None = None) -> bool:
     if self.key not in ev:
       return False
     score = np.where((diverged_at < 0) & np.isfinite(ev[self.key]), ev[self.key], np.inf)
-    improved = score < self.score
+    improved = score < (self.score if margin_M is None else np.where(self.step >= 0, self.score - margin_M, np.inf))
     if improved.any():
       self.score = np.where(improved, score, self.score)
       self.step = np.where(improved, step, self.step)
@@ -217,7 +228,14 @@ def run(loop: Loop, state, workdir: str | None = None,
           record.update({k: v.tolist() for k, v in ev.items()})
           if loop.select is not None:
             models_now = keep(state)
-            best_unsaved |= best.update(ev, diverged_at, step, models_now)
+            margin = None
+            if loop.select_margin is not None:
+              margin, kept_step = np.zeros(n_members), np.where(diverged_at < 0, best.step, -1)
+              if (kept_step >= 0).any():  # live members with a kept model: their margins
+                margin = np.where(kept_step >= 0, np.asarray(
+                    loop.select_margin(best.models, kept_step, models_now, step), np.float64).reshape(n_members), 0.0)
+              record[f"{loop.select}_margin"] = margin.tolist()
+            best_unsaved |= best.update(ev, diverged_at, step, models_now, margin)
             for a in also.values():
               a.update(ev, diverged_at, step, models_now)
         if loop.select is None:  # no selection: the kept models are the latest

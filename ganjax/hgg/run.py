@@ -7,7 +7,8 @@ run(config, workdir):
   -> the TrainSpec of ganjax.hgg.train through ganjax.engine.driver: jitted segments of train.eval_every
      epochs; at each segment end -2 ln Lambda (Eq. 2) on training and validation events with S generations
      per event (one jitted call each), TensorBoard scalars, progress, checkpoints (latest; best generator by
-     validation -2lnL, with the fitted transforms), SIGTERM save, NaN stop
+     validation -2lnL, with the fitted transforms; with metric.select_within_sigma = n, a later generator
+     must be lower by more than n paired event-bootstrap sigma), SIGTERM save, NaN stop
   -> the best generator: test -2lnL for each S of metric.test_samples; the fake photon of every CR event
      replaced (ganjax.hgg.apply); physics validation (Sec. 3.2)
   -> workdir: config.json, ganed_cr.parquet, mc_sr_test.parquet, validation/, plots/, tb/, metrics.json (last).
@@ -147,11 +148,20 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
     from ganjax.evaluation import WithinSigmaSelection
     pr = s.prep
     index_M = jax.jit(engine.over_members(metric.make_index_fn(
-        s.generator, config.model.latent_dim, pr.gen_names, pr.metric_dims, pr.gen_qt, pr.metric_qt,
-        config.metric.n_bins, config.metric.chunk, pr.relative, mesh), (0, 0, None, None), member_axis))
+        s.generator, latent_dim(config, len(pr.gen_names)), pr.gen_names, pr.metric_dims, pr.gen_qt,
+        pr.metric_qt, config.metric.n_bins, config.metric.chunk, pr.relative, mesh), (0, 0, None, None),
+        member_axis), out_shardings=replicated(mesh))
+
+    def val_bins(params_g_M, step_M) -> np.ndarray:
+      """[M, N, S] metric bins of each member's generated objects on the validation events, with the key
+      evaluate() uses at each member's step (its epoch folded into the member's eval key)."""
+      k_M = jax.vmap(jax.random.fold_in)(k_eval, jnp.asarray(np.asarray(step_M) // spe, jnp.uint32))
+      idx = np.asarray(index_M(params_g_M, on_mesh(k_M), val_ev, sample_ids))[:, :, :val_ev.n_events]
+      return idx.transpose(0, 2, 1)
+
     tie = WithinSigmaSelection(metric.real_bin_index(pr.val, pr.metric_dims, pr.metric_qt, config.metric.n_bins),
-                               config.metric.n_bins ** len(pr.metric_dims), config.metric.select_within_sigma,
-                               seed=int(config.seed))
+                               config.metric.n_bins ** len(pr.metric_dims), val_bins,
+                               config.metric.select_within_sigma, seed=int(config.seed))
 
   def evaluate(state, step: int) -> dict:
     """-2lnL of the current generators on training and validation events (the same latent key for both)."""
@@ -159,9 +169,6 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
     k_e = jax.vmap(jax.random.fold_in, in_axes=(0, None))(k_eval, epoch)
     out = {"train_nll": nll_M(train_m, hist_M(state.params["g"], k_e, train_ev, sample_ids))}
     out["val_nll"] = nll_M(val_m, hist_M(state.params["g"], k_e, val_ev, sample_ids))
-    if tie is not None:
-      idx = np.asarray(index_M(state.params["g"], k_e, val_ev, sample_ids))[:, :, :val_ev.n_events]
-      out["val_nll_sel"], out["val_nll_err"] = tie(out["val_nll"], idx.transpose(0, 2, 1))
     for s_extra in config.metric.history_samples if extras else ():
       # Fig. 2: the same model at other S (same key); NaN before metric.history_from.
       if epoch < config.metric.history_from:
@@ -173,7 +180,7 @@ def _fit(config, workdir: str, s: Setup, seeds: np.ndarray, hyper: dict | None, 
 
   loop = driver.Loop(members, s.data, total_steps=int(config.train.epochs) * spe,
                      segment_steps=int(config.train.eval_every) * spe, evaluate=evaluate,
-                     select="val_nll" if tie is None else "val_nll_sel",
+                     select="val_nll", select_margin=tie, also_select=() if tie is None else ("val_nll",),
                      keep=lambda st: st.params["g"], aux=s.prep.transforms(), name="hgg")
   first = min(loop.segment_steps, loop.total_steps)
   members.segment_jit.lower(state, s.data, first).compile()
@@ -217,6 +224,21 @@ def _loss_names(config) -> tuple[str, ...]:
   return ("loss_nll",) if is_flow(config) else ("loss_d", "loss_g")
 
 
+def _margin_names(config) -> list[str]:
+  """The selection margin's history key when ties within n sigma keep the earlier model."""
+  return ["val_nll_margin"] if config.metric.select_within_sigma > 0 else []
+
+
+def _selection(config, fit: Fit, j: int) -> dict:
+  """With ties within n sigma: the rule and, to compare, member j's best of the plain lowest -2lnL."""
+  if config.metric.select_within_sigma <= 0:
+    return {}
+  _, score, step = fit.result.also["val_nll"]
+  return {"selection": {"rule": f"val_nll lower by more than {config.metric.select_within_sigma:g} paired "
+                                "event-bootstrap sigma", "n_sigma": float(config.metric.select_within_sigma),
+                        "plain_best_epoch": int(step[j]) // fit.spe, "plain_best_val_nll": float(score[j])}}
+
+
 def _none_if_nan(values: list) -> list:
   return [x if np.isfinite(x) else None for x in values]
 
@@ -248,7 +270,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, regions: tuple[dict, di
   s2 = apply.s2_table(config, prep, ganed)
   t_train = time.time() - t_start
 
-  names = ["train_nll", "val_nll", *_loss_names(config)] + [f"val_nll_S{k}" for k in config.metric.history_samples]
+  names = (["train_nll", "val_nll", *_loss_names(config)] + [f"val_nll_S{k}" for k in config.metric.history_samples]
+           + _margin_names(config))
   history = _history(fit, 0, names)
   best_epoch = int(r.best_step[0]) // fit.spe
   n_params = lambda p: int(sum(x[0].size for x in jax.tree.leaves(p)))
@@ -258,7 +281,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, regions: tuple[dict, di
       "n_sr_train": config.data.n_train, "n_sr_val": config.data.n_val, "n_sr_test": config.data.n_test,
       "n_cr": int(len(prep.cr[gen_names[0]])),
       "history": {k: (v if k == "epoch" else _none_if_nan(v)) for k, v in history.items()},
-      "best_epoch": best_epoch, "best_val_nll": float(r.best_score[0]),
+      "best_epoch": best_epoch, "best_val_nll": float(r.best_score[0]), **_selection(config, fit, 0),
       "test_nll": test_nll, "metric_dims": list(prep.metric_dims),
       "metric_n_bins_total": config.metric.n_bins ** len(prep.metric_dims),
       "s2": s2, "s2_fake_pt_ratio": s2["fake_pt"]["ganed_cr_vs_mc_sr"] / s2["fake_pt"]["mc_cr_vs_mc_sr"],
@@ -368,7 +391,7 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
   r = fit.result
   out = {"members": [], "n_members": len(members)}
   for j, m in enumerate(members):
-    h = _history(fit, j, ["train_nll", "val_nll", *_loss_names(config)])
+    h = _history(fit, j, ["train_nll", "val_nll", *_loss_names(config), *_margin_names(config)])
     val = np.asarray(h["val_nll"], np.float64)
     bad_epochs = [e for e, v in zip(h["epoch"], val) if not np.isfinite(v)]
     diverged = [int(r.diverged_at[j]) // fit.spe] if r.diverged_at[j] >= 0 else []
@@ -382,7 +405,7 @@ def train_members(config: ml_collections.ConfigDict, workdir: str, members: Sequ
         "overrides": dict(m), "seed": int(seeds[j]), "label_noise": float(hyper["label_noise"][j]),
         "learning_rate": float(hyper["learning_rate"][j]), "history": h,
         "best_epoch": int(r.best_step[j]) // fit.spe, "best_val_nll": float(r.best_score[j]),
-        "diverged_at_epoch": diverged_at,
+        **_selection(config, fit, j), "diverged_at_epoch": diverged_at,
         "test_nll": {k: float(v[j]) for k, v in fit.test_nll.items()},
         "s2_fake_pt_ratio": s2["ganed_cr_vs_mc_sr"] / s2["mc_cr_vs_mc_sr"],
         **({"test_flow_nll": float(fit.test_flow_nll[j])} if fit.test_flow_nll is not None else {})})
