@@ -104,6 +104,69 @@ def test_relative_coordinates_back_to_physical():
   np.testing.assert_allclose(phys["fake_pt"], g[:, 0])
 
 
+_KIN = st.tuples(st.floats(20.0, 300.0), st.floats(-2.4, 2.4), st.floats(-3.14, 3.14), st.floats(-2.4, 2.4),
+                 st.floats(-3.14, 3.14), st.floats(1.0, 600.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_KIN, min_size=1, max_size=30))
+def test_fake_pt_window_is_the_preselection(rows):
+  """The fake pT passes the preselection's kinematic cuts (m_gg window, pT/m) exactly inside the window when
+  the two pT pieces meet (C < 4.5), and never outside it; against gjets.preselection itself."""
+  from ganjax.data import gjets
+  a = np.asarray(rows, np.float64)
+  cols = dict(pho_pt=a[:, 0], pho_eta=a[:, 1], pho_phi=a[:, 2], fake_eta=a[:, 3], fake_phi=a[:, 4],
+              fake_pt=a[:, 5], pho_id=np.ones(len(a)))
+  cols["pho_eta"], cols["fake_eta"] = 0.5 * cols["pho_eta"], 0.5 * cols["fake_eta"]  # in the barrel
+  cols.update(gjets.diphoton(cols["pho_pt"], cols["pho_eta"], cols["pho_phi"], cols["fake_pt"],
+                             cols["fake_eta"], cols["fake_phi"]))
+  passes = gjets.preselection(cols)
+  lo, hi = gjets.fake_pt_window(cols["pho_pt"], cols["pho_eta"], cols["pho_phi"], cols["fake_eta"],
+                                cols["fake_phi"])
+  inside = (cols["fake_pt"] > lo * (1 + 1e-9)) & (cols["fake_pt"] < hi * (1 - 1e-9))
+  edge = (np.abs(cols["fake_pt"] / lo - 1) < 1e-9) | (np.abs(cols["fake_pt"] / hi - 1) < 1e-9)
+  c = np.cosh(cols["pho_eta"] - cols["fake_eta"]) - np.cos(cols["pho_phi"] - cols["fake_phi"])
+  assert not np.any(passes & ~inside & ~edge)
+  assert not np.any(inside & ~passes & (c < 4.5) & ~edge)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_KIN, min_size=1, max_size=30), st.floats(0.001, 0.999))
+def test_preselection_window_coordinate_round_trip(rows, frac):
+  """fake pT -> log((pT - lo) / pT_gamma) -> back, numpy (float64) and jax (float32), through
+  to_physical with the recoil-relative phi and the window: the physical fake is recovered; any model value,
+  however large, maps into the window."""
+  a = np.asarray(rows, np.float64)
+  pho = dict(pho_pt=a[:, 0], pho_eta=0.5 * a[:, 1], pho_phi=a[:, 2])
+  fake_eta, fake_phi = 0.5 * a[:, 3], a[:, 4]
+  lo, hi = metric.pt_window(pho, {"fake_eta": fake_eta, "fake_phi": fake_phi})
+  ok = (hi > lo * 1.01) & (lo < 1e4)  # not the collinear limit (m -> 0 needs a pT beyond any real one)
+  pt = lo + frac * (hi - lo)
+  v = metric.window_to_model(pt, lo, pho["pho_pt"])
+  recoil = metric.reference(pho, metric.RECOIL_PHI)
+  np.testing.assert_allclose(np.abs(recoil - pho["pho_phi"]), np.pi, atol=1e-9)  # modulo the wrap
+  g = np.stack([v, fake_eta, metric.to_relative(fake_phi, recoil, "fake_phi"), np.zeros(len(a))], -1)
+  names, rel = ("fake_pt", "fake_eta", "fake_phi", "fake_id"), {"fake_phi": metric.RECOIL_PHI,
+                                                                 "fake_pt": metric.PRESELECTION}
+  phys = metric.to_physical(g, pho, names, rel)
+  np.testing.assert_allclose(phys["fake_phi"], fake_phi, atol=1e-9)
+  np.testing.assert_allclose(phys["fake_pt"][ok], pt[ok], rtol=1e-9)
+  phys_j = metric.to_physical(jnp.asarray(g, jnp.float32), {k: jnp.asarray(x, jnp.float32) for k, x in pho.items()},
+                              names, rel)
+  np.testing.assert_allclose(np.asarray(phys_j["fake_pt"])[ok], pt[ok], rtol=2e-3)
+  assert np.all(metric.model_to_window(np.array([-1e4, -30.0, 0.0, 5.0]), lo[:1], pho["pho_pt"][:1]) >= lo[0])
+  np.testing.assert_allclose(v[ok], np.log((pt[ok] - lo[ok]) / pho["pho_pt"][ok]))
+
+
+def test_momentum_relative_to_a_reference_is_a_log_ratio():
+  pt, ref = np.array([10.0, 55.0, 300.0]), np.array([50.0, 50.0, 100.0])
+  v = metric.to_relative(pt, ref, "fake_pt")
+  np.testing.assert_allclose(v, np.log(pt / ref))
+  np.testing.assert_allclose(metric.from_relative(v, ref, "fake_pt"), pt)
+  np.testing.assert_allclose(np.asarray(metric.from_relative(jnp.asarray(v), jnp.asarray(ref), "fake_pt")), pt,
+                             rtol=1e-6)
+
+
 @settings(max_examples=300, deadline=None)
 @given(n=st.integers(1, 200_000), chunk_units=st.integers(1, 4096), devices=st.sampled_from([1, 2, 8]))
 def test_chunk_layout_covers_the_events_with_little_padding(n, chunk_units, devices):

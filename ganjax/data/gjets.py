@@ -156,6 +156,24 @@ def preselection(cols: dict, params: GJetsParams = GJetsParams(), xp=np) -> np.n
           & (cols["pho_id"] > params.prompt_id_min))
 
 
+def fake_pt_window(pho_pt, pho_eta, pho_phi, fake_eta, fake_phi, xp=np):
+  """(lo, hi): the fake pT for which the diphoton passes the preselection's kinematic cuts given the prompt
+  photon and the fake's direction. With C = cosh(deta) - cos(dphi), m^2 = 2 pT_pho pT_fake C, so
+  100 < m < 180 bounds pT_fake to (100^2, 180^2) / (2 pT_pho C); a subleading fake needs pT_fake > pT_pho C/8
+  (sub > m/4) and pT_fake < 9 pT_pho / (2C) (lead > m/3), a leading one pT_fake > 2 pT_pho C/9 and
+  pT_fake < 8 pT_pho / C. The two pieces meet at pT_pho when C < 4.5 (one interval, exact); for C > 4.5
+  (|deta| > ~1.9) they are disjoint and (lo, hi) is their envelope. Where no pT passes, lo = hi."""
+  p1 = pho_pt
+  c = xp.maximum(xp.cosh(pho_eta - fake_eta) - xp.cos(pho_phi - fake_phi), 1e-6)
+  m_lo, m_hi = 100.0 ** 2 / (2.0 * p1 * c), 180.0 ** 2 / (2.0 * p1 * c)
+  a_lo, a_hi = xp.maximum(p1 * c / 8.0, m_lo), xp.minimum(xp.minimum(p1, 4.5 * p1 / c), m_hi)  # fake subleading
+  b_lo, b_hi = xp.maximum(xp.maximum(p1, 2.0 * p1 * c / 9.0), m_lo), xp.minimum(8.0 * p1 / c, m_hi)  # leading
+  a_ok, b_ok = a_lo < a_hi, b_lo < b_hi
+  lo = xp.where(a_ok, a_lo, xp.where(b_ok, b_lo, m_lo))
+  hi = xp.where(b_ok, b_hi, xp.where(a_ok, a_hi, m_lo))
+  return lo, hi
+
+
 def draw_fake(rng: np.random.Generator, jet_pt, jet_eta, jet_phi, n_vtx, p: GJetsParams) -> dict:
   """The fake photon of each event (pt, eta, phi, id) given its parent jet's TRUE momentum and the pileup:
   the only inputs the fake model has, so p(fake | event) = p(fake | true jet, n_vtx) before any selection."""

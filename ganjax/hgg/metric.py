@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganjax.data import gjets
 from ganjax.data.gjets import DIPHOTON_COLUMNS, diphoton
 from ganjax.data.preprocess import QuantileTransform
 from ganjax.metrics import likelihood
@@ -24,6 +25,11 @@ from ganjax.parallel import shard_batch
 
 PROMPT_AUX = ("pho_pt", "pho_eta", "pho_phi")
 RECOIL_PHI = "recoil_phi"  # a reference that is not a column: the prompt photon's recoil axis, pho_phi + pi
+# The fake's pT "relative to the preselection": log((pT - lo) / pT_gamma), lo the lowest pT for which the
+# diphoton passes the kinematic cuts given the photon and the fake's direction (gjets.fake_pt_window).
+PRESELECTION = "preselection"
+_WINDOW_COLUMNS = ("pho_pt", "pho_eta", "pho_phi")
+_WINDOW_EPS = 1e-6
 
 
 def reference(columns: dict, name: str):
@@ -53,9 +59,37 @@ def from_relative(v, ref_values, name: str):
   return (v + np.pi) % (2 * np.pi) - np.pi if name.endswith("phi") else v
 
 
+def window_to_model(pt, lo, pho_pt):
+  """The fake's pT above the preselection's lowest passing pT `lo` (gjets.fake_pt_window), in units of the
+  photon's pT: log((pT - lo) / pT_gamma). Every real SR fake is above lo, so that edge, where the SR's
+  conditional density is cut off at its highest (m_gg piles up at the 100 GeV cut), maps to -infinity and
+  the generator never has to build a per-event cliff; far above it the coordinate is ln(pT / pT_gamma), the
+  fake's share of the recoil, nearly independent of the event (numpy or jax)."""
+  xp = jnp if any(isinstance(a, jax.Array) for a in (pt, lo, pho_pt)) else np
+  return xp.log(xp.maximum((pt - lo) / pho_pt, _WINDOW_EPS))
+
+
+def model_to_window(v, lo, pho_pt):
+  """The inverse of `window_to_model`: a pT above lo for any v."""
+  xp = jnp if any(isinstance(a, jax.Array) for a in (v, lo, pho_pt)) else np
+  return lo + pho_pt * xp.exp(v)
+
+
+def pt_window(columns: dict, fake: dict | None = None):
+  """gjets.fake_pt_window of the photon in `columns` and the fake direction in `fake` (else in columns)."""
+  fake = fake or columns
+  xp = jnp if any(isinstance(columns[c], jax.Array) for c in _WINDOW_COLUMNS) or isinstance(
+      fake["fake_eta"], jax.Array) else np
+  return gjets.fake_pt_window(columns["pho_pt"], columns["pho_eta"], columns["pho_phi"], fake["fake_eta"],
+                              fake["fake_phi"], xp=xp)
+
+
 def reference_columns(relative: dict | None) -> list[str]:
   """The table columns the references of `relative` are computed from."""
-  return ["pho_phi" if r == RECOIL_PHI else r for r in (relative or {}).values()]
+  out = []
+  for r in (relative or {}).values():
+    out += list(_WINDOW_COLUMNS) if r == PRESELECTION else ["pho_phi"] if r == RECOIL_PHI else [r]
+  return list(dict.fromkeys(out))
 
 
 class EvalEvents(NamedTuple):
@@ -80,12 +114,14 @@ def aux_columns(metric_dims: Sequence[str], gen_features: Sequence[str],
 def to_physical(gen_phys_NxO, aux: dict, gen_features: Sequence[str], relative: dict | None) -> dict:
   """Generated features in physical units: those generated relative to a reference column (e.g. the
   fake's eta and phi relative to its parent jet) get the reference added back (phi wrapped)."""
-  out = {}
+  out, relative = {}, relative or {}
   for i, name in enumerate(gen_features):
     v = gen_phys_NxO[..., i]
-    if relative and name in relative:
+    if name in relative and relative[name] != PRESELECTION:
       v = from_relative(v, reference(aux, relative[name]), name)
     out[name] = v
+  for name in [n for n in gen_features if relative.get(n) == PRESELECTION]:  # after the fake's direction
+    out[name] = model_to_window(out[name], pt_window(aux, {**aux, **out})[0], aux["pho_pt"])
   return out
 
 
