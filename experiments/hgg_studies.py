@@ -144,14 +144,16 @@ def sampling_spread(config, workdir: str, s_values, n_keys: int = 20, n_events: 
   return {k: {**v, "events": int(val_ev.n_events)} for k, v in spread.items()}
 
 
-def run_vmapped(study: str, preset: str, workdir: str, overrides: dict | None = None) -> dict:
-  """A study whose variants differ only in seed / label noise / learning rate: one hgg.train_members run."""
+def run_vmapped(study: str, preset: str, workdir: str, overrides: dict | None = None, report: bool = False) -> dict:
+  """A study whose variants differ only in seed / label noise / learning rate: one hgg.train_members run.
+  report: also each member's physics validation (chi, S^2 checks with their floors, eta regions)."""
   out_dir = os.path.join(workdir, study)
   config = hgg_config.get_config(preset)
   for k, v in (overrides or {}).items():
     _override(config, k, v)
   t0 = time.time()
-  out = hgg.train_members(config, os.path.join(out_dir, "members"), [changes for _, changes in STUDIES[study]])
+  out = hgg.train_members(config, os.path.join(out_dir, "members"), [changes for _, changes in STUDIES[study]],
+                          report=report)
   summary = {"study": study, "preset": preset, "vmapped": True, "seconds": time.time() - t0, "variants": {}}
   for (name, _), m in zip(STUDIES[study], out["members"]):
     hist = m["history"]
@@ -160,6 +162,10 @@ def run_vmapped(study: str, preset: str, workdir: str, overrides: dict | None = 
         "best_epoch": m["best_epoch"], "best_val_nll": m["best_val_nll"], "final_val_nll": hist["val_nll"][-1],
         "test_nll": m["test_nll"], "s2_fake_pt_ratio": m["s2_fake_pt_ratio"],
         "diverged_at_epoch": m["diverged_at_epoch"], "seconds": out["seconds"] / len(out["members"])}
+    if report:
+      v = m["validation"]
+      summary["variants"][name].update(chi=v["summary"]["chi"], s2_check=v["s2_check"],
+                                       eta_regions=v["eta_regions"])
   best = [e["best_val_nll"] for e in summary["variants"].values()]
   summary["best_val_nll_mean"], summary["best_val_nll_std"] = float(np.mean(best)), float(np.std(best, ddof=1))
   io.write_json(os.path.join(out_dir, "summary.json"), summary)
@@ -168,10 +174,11 @@ def run_vmapped(study: str, preset: str, workdir: str, overrides: dict | None = 
 
 
 def run_study(study: str, preset: str, workdir: str, overrides: dict | None = None,
-              sequential: bool = False, sampling_keys: int = 20, spread_events: int = 0) -> dict:
+              sequential: bool = False, sampling_keys: int = 20, spread_events: int = 0,
+              report: bool = False) -> dict:
   """Run every variant of a study; returns (and writes) the summary."""
   if study in VMAPPED and not sequential:
-    return run_vmapped(study, preset, workdir, overrides)
+    return run_vmapped(study, preset, workdir, overrides, report)
   out_dir = os.path.join(workdir, study)
   summary = {"study": study, "preset": preset, "variants": {}}
   bar = Progress(len(STUDIES[study]), f"study {study}", unit="variant")
@@ -265,6 +272,8 @@ def main():
   p.add_argument("--spread_events", type=int, default=0,
                  help="samples study: measure the sampling spread on this many independent simulated SR "
                       "events instead of the validation set (0 = the validation set)")
+  p.add_argument("--report", action="store_true",
+                 help="vmapped studies: each member's physics validation (chi, S^2 checks, eta regions)")
   a = p.parse_args()
   overrides = {}
   for kv in a.set:
@@ -274,10 +283,13 @@ def main():
     except (ValueError, SyntaxError):
       overrides[k] = v
   s = run_study(a.study, a.preset, a.workdir, overrides=overrides, sequential=a.sequential,
-                sampling_keys=a.sampling_keys, spread_events=a.spread_events)
+                sampling_keys=a.sampling_keys, spread_events=a.spread_events, report=a.report)
   for name, e in s["variants"].items():
     print(f"{name}: best val -2lnL {e['best_val_nll']:.1f} @ {e['best_epoch']}, final {e['final_val_nll']:.1f}, "
           f"S2 ratio {e['s2_fake_pt_ratio']:.3f}, {e['seconds']:.0f} s")
+    if "s2_check" in e:
+      print(f"  chi {e['chi']:.2f}; S^2 / floor: " + ", ".join(
+          f"{k} {c['ganed'] / c['floor']:.2f}{'' if c['ok'] else ' (fails)'}" for k, c in e["s2_check"].items()))
   if "best_val_nll_std" in s:
     print(f"best val -2lnL over the members: {s['best_val_nll_mean']:.1f} +- {s['best_val_nll_std']:.1f} (std)")
   if s.get("std_ratio_S1_over_Smax") is not None:

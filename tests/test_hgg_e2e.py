@@ -73,7 +73,8 @@ def test_outputs(straight_run, regions):
   assert on_disk["ganed_cr_first_draw_pass_fraction"] == pytest.approx(np.mean(cols["gan_draws"] == 1))
   assert on_disk["ganed_cr_pass_sr_fraction"] > on_disk["ganed_cr_first_draw_pass_fraction"]
   assert np.all(np.abs(cols["gan_fake_phi"]) <= np.pi)
-  assert on_disk["generated_relative_to"] == {"fake_phi": "jet_phi"}  # relative_features' default
+  # relative_features' default with the full strategy: phi from the recoil axis, pT above the preselection's edge
+  assert on_disk["generated_relative_to"] == {"fake_phi": "recoil_phi", "fake_pt": "preselection"}
   ideal = on_disk["validation"]["ideal_reference"]  # simulator data: the ideal-generator reference
   assert ideal["accepted_fraction"] > 0.9
   for key in ("ideal_vs_mc_sr", "ganed_vs_ideal"):
@@ -332,13 +333,22 @@ def test_cr_subset_keeps_events_whole(regions):
   assert len(kept) == 100 and all(tuple(r) in rows for r in kept)
 
 
-@pytest.mark.parametrize("strategy,n_cond", [("vanilla", 0), ("partial", 3), ("full", 9)])
-def test_strategies_prepare(tmp_path, regions, strategy, n_cond):
-  """Each conditioning strategy (Sec. 3.1) gives the model the right inputs; vanilla has none."""
+@pytest.mark.parametrize("strategy,n_cond,relative", [
+    ("vanilla", 0, {}), ("partial", 3, {"fake_phi": "jet_phi"}),
+    ("full", 9, {"fake_phi": "recoil_phi", "fake_pt": "preselection"})])
+def test_strategies_prepare(tmp_path, regions, strategy, n_cond, relative):
+  """Each conditioning strategy (Sec. 3.1) gives the model the right inputs; vanilla has none. Each generated
+  feature takes the first relative_features entry whose reference the conditions provide, and the model
+  coordinates map back to the physical SR fakes."""
   sr, cr, _ = regions
   prep = hgg.Prepared(_config(strategy=strategy), sr, cr)
   assert prep.cond(prep.train, 0).shape == (512, n_cond)
   assert prep.gen(prep.train).shape == (512, 4)
+  assert prep.relative == relative
+  back = hgg_run.metric.to_physical(np.asarray(prep.gen_qt.inverse(prep.gen(prep.train).astype(np.float64))),
+                                    prep.train, prep.gen_names, prep.relative)
+  for i, name in enumerate(prep.gen_names):
+    np.testing.assert_allclose(back[name], prep.train[name], rtol=1e-3, atol=2e-3, err_msg=name)
   ckpt = Checkpoints(str(tmp_path))  # the fitted transforms travel with every checkpoint
   ckpt.save_best(1, {"aux": prep.transforms()}, {})
   tree, _, step = ckpt.restore_best({"aux": prep.transforms()})
