@@ -185,7 +185,7 @@ def test_flow_options_of_every_method():
   """`flow` combines with the presets of the main job, amplification and Z -> mu mu (in any order)."""
   for spec in ("hgg:quick,flow", "hgg:flow,quick"):
     c = load_config(spec)
-    assert c.model.kind == "flow" and tuple(c.model.flow.hidden) == (48, 48) and c.data.n_train == 8_000
+    assert c.model.kind == "flow" and tuple(c.model.flow.hidden) == (48, 48) and c.data.n_train == 24_000
   assert load_config("hgg:test,dctr").model.kind == "gan"
   c = load_config("ganplify:cpu5d,flow")
   assert c.model.kind == "flow" and c.n_members == 10 and c.data.toy == "shell" and c.train.optimizer.b1 == 0.9
