@@ -2,7 +2,7 @@
 error of the test -2lnL and the summary table (classifier test and its null training, FPD, KPD, W1 with
 their nulls) of the GANed CR against the MC SR test set on the 15 observables.
 
-  python -m ganjax.main --config=configs/hgg.py:quick --workdir=runs/hgg-quick     # once (~5 min)
+  python -m ganjax.main --config=configs/hgg.py:quick --workdir=runs/hgg-quick     # once (~9 min)
   python benchmarks/evaluation.py --workdir=runs/hgg-quick [--preset=quick] [--repeat=2]
 
 The run's best generator is restored from the workdir and its GANed CR read from ganed_cr.parquet; nothing
