@@ -20,8 +20,11 @@ def _stub(n_events=4000, seed=0):
   phys = np.stack([rng.uniform(20, 80, 3000), rng.uniform(-2.4, 2.4, 3000), rng.uniform(-3, 3, 3000),
                    rng.uniform(-1, 1, 3000)], -1)
   prep = SimpleNamespace(gen_names=gjets.FAKE_COLUMNS, relative={}, gen_qt=fit_quantile_transform(phys, 200))
-  generate = lambda params_g, key, cond_NxC: params_g * jax.random.uniform(key, (cond_NxC.shape[0], 4),
-                                                                           minval=-1.0, maxval=1.0)
+  def generate(params_g, key, cond_NxC):  # the interface of metric.make_generate_fn
+    return generate.apply(params_g, generate.latents(key, cond_NxC.shape[0]), cond_NxC)
+
+  generate.latents = lambda key, n: jax.random.uniform(key, (n, 4), minval=-1.0, maxval=1.0)
+  generate.apply = lambda params_g, z_NxL, cond_NxC: params_g * z_NxL
   events = {"pho_pt": rng.uniform(50, 90, n_events), "pho_eta": rng.uniform(-1.2, 1.2, n_events),
             "pho_phi": rng.uniform(-3, 3, n_events), "pho_id": np.full(n_events, 0.9)}
   return prep, generate, {k: v.astype(np.float32) for k, v in events.items()}, np.zeros((n_events, 1), np.float32)
@@ -51,6 +54,15 @@ def test_redraw_is_rejection_sampling_of_the_id_cut():
     assert abs(np.mean(draws == k) - p) < 4 * np.sqrt(p * (1 - p) / n), (k, np.mean(draws == k), p)
   redrawn = draws > 1
   assert not np.any(np.all(u[redrawn] == first[redrawn], axis=1))  # redraws use fresh latents
+  # 4,000 events with half failing overflow the 1,024-event buffer: rounds then mix draw numbers, and the
+  # geometric law above still holds. With a buffer for every event, round r is each failing event's draw
+  # r + 1 with row i of the latents of fold_in(key, r): what regenerating the whole table each round gives.
+  whole = jax.jit(apply.make_sr_generate_fn(generate, prep, params, preselection=False, max_draws=k_max,
+                                            buffer_fraction=1.0))
+  u_w, d_w = (np.asarray(a) for a in whole(1.0, key, cond, events))
+  for d in (2, 3):
+    again = np.asarray(generate(1.0, jax.random.fold_in(key, d - 1), cond))
+    np.testing.assert_array_equal(u_w[d_w == d], again[d_w == d])
 
 
 def test_redraw_agrees_with_the_host_selection():

@@ -40,17 +40,22 @@ def sr_check_aux(prep: Prepared) -> dict:
 
 
 def make_sr_generate_fn(generate: Callable, prep: Prepared, params: gjets.GJetsParams, preselection: bool,
-                        max_draws: int) -> Callable:
+                        max_draws: int, buffer_fraction: float = 1 / 8) -> Callable:
   """generate_sr(params_g, key, cond_NxC, aux) -> (object_NxO, draws_N): each CR event's object drawn from
   the generator's SR conditional, p_SR(object | event) ~ p_G(object | event) [the event passes the SR
   selection], by rejection: objects are redrawn (fresh latents) until the GANed event passes the fake ID and
-  the preselection, at most `max_draws` times, in one XLA program (a lax.while_loop over draws that stops
-  when every event has passed). The SR conditional vanishes outside the selection (the paper's SR is defined
-  by it, Sec. 3; the simulator's ideal generator `gjets.sample_sr_fakes` draws it the same way), but a
-  generator trained on SR events leaks a little probability across the cuts (m_gg window, pT/m, the ID
-  threshold): without the redraw those events sit in the GANed CR where no SR event can. draws_N: the draw
-  that passed (1 = the first, the object of a single draw with `key`), 0 if none did (the first draw kept).
-  max_draws = 1 is the paper's single draw."""
+  the preselection, at most `max_draws` times per event, in one XLA program. The SR conditional vanishes
+  outside the selection (the paper's SR is defined by it, Sec. 3; the simulator's ideal generator
+  `gjets.sample_sr_fakes` draws it the same way), but a generator trained on SR events leaks a little
+  probability across the cuts (m_gg window, pT/m, the ID threshold): without the redraw those events sit in
+  the GANed CR where no SR event can. draws_N: the draw that passed (1 = the first, the object of a single
+  draw with `key`), 0 if none did (the first draw kept). max_draws = 1 is the paper's single draw.
+
+  `generate` is `metric.make_generate_fn`'s. After the first draw of every event, each round of a
+  lax.while_loop regenerates only a fixed-size buffer (buffer_fraction of the events) of the events still
+  failing, so the cost does not scale with max_draws x N when a few events never pass. Round r draws
+  event i's latent as row i of generate.latents(fold_in(key, r), N): while the failing events fit in the
+  buffer, round r is every failing event's draw r + 1, the same as regenerating all events each round."""
   gen_names, relative, qt = prep.gen_names, prep.relative, prep.gen_qt
 
   def passes(u_NxO, aux):
@@ -63,20 +68,32 @@ def make_sr_generate_fn(generate: Callable, prep: Prepared, params: gjets.GJetsP
     return ok
 
   def generate_sr(params_g, key, cond_NxC, aux):
+    n = cond_NxC.shape[0]
+    n_buf = int(min(n, max(1024, int(n * buffer_fraction))))
     first = generate(params_g, key, cond_NxC)
     found = passes(first, aux)
+    draws = found.astype(jnp.int32)                  # the draw that passed (0: none yet)
+    tried = jnp.ones(n, jnp.int32)                    # draws made per event
 
     def more(carry):
-      draw, _, found, _ = carry
-      return (draw < max_draws) & ~jnp.all(found)
+      _, _, found, _, tried = carry
+      return jnp.any(~found & (tried < max_draws))
 
     def redraw(carry):
-      draw, chosen, found, draws = carry
-      cand = generate(params_g, jax.random.fold_in(key, draw), cond_NxC)  # draw >= 1: fresh latents
-      take = ~found & passes(cand, aux)
-      return draw + 1, jnp.where(take[:, None], cand, chosen), found | take, jnp.where(take, draw + 1, draws)
+      r, chosen, found, draws, tried = carry
+      idx = jnp.nonzero(~found & (tried < max_draws), size=n_buf, fill_value=n)[0]
+      live = idx < n
+      row = jnp.where(live, idx, 0)
+      z = generate.latents(jax.random.fold_in(key, r), n)[row]
+      cand = generate.apply(params_g, z, cond_NxC[row])
+      ok = live & passes(cand, jax.tree.map(lambda a: a[row], aux))
+      take = jnp.where(ok, idx, n)                    # out of range: dropped by the scatters
+      tried = tried.at[jnp.where(live, idx, n)].add(1, mode="drop")
+      chosen = chosen.at[take].set(cand, mode="drop")
+      draws = draws.at[take].set(tried[row], mode="drop")
+      return r + 1, chosen, found.at[take].set(True, mode="drop"), draws, tried
 
-    _, chosen, _, draws = jax.lax.while_loop(more, redraw, (1, first, found, found.astype(jnp.int32)))
+    _, chosen, _, draws, _ = jax.lax.while_loop(more, redraw, (1, first, found, draws, tried))
     return chosen, draws
 
   return generate_sr

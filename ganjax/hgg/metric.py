@@ -238,19 +238,31 @@ def metric_spread(hist_fn: Callable, params_g, events: EvalEvents, real_counts, 
 
 def make_generate_fn(generator, latent_dim: int, chunk: int, mesh=None) -> Callable:
   """generate(params_g, key, cond_NxC) -> object_NxO: one object per event, in fixed-size chunks (each
-  split over the devices of `mesh`); the latent of chunk c is normal(fold_in(key, c))."""
+  split over the devices of `mesh`); the latent of chunk c is normal(fold_in(key, c)). Its two halves are
+  attributes: generate.latents(key, n) -> z_NxL (the latents generate(key) uses for n events) and
+  generate.apply(params_g, z_NxL, cond_NxC), so a subset of events can be regenerated with its own rows."""
+  multiple = 8 * (mesh.size if mesh is not None else 1)
 
-  def generate(params_g, key, cond_NxC):
+  def latents(key, n: int):
+    n_chunks, size = chunk_layout(n, chunk, multiple)
+    z = jax.vmap(lambda c: jax.random.normal(jax.random.fold_in(key, c), (size, latent_dim)))(jnp.arange(n_chunks))
+    return z.reshape(n_chunks * size, latent_dim)[:n]
+
+  def apply(params_g, z_NxL, cond_NxC):
     n = cond_NxC.shape[0]
-    n_chunks, size = chunk_layout(n, chunk, 8 * (mesh.size if mesh is not None else 1))
-    cond = jnp.pad(cond_NxC, ((0, n_chunks * size - n), (0, 0))).reshape(n_chunks, size, -1)
+    n_chunks, size = chunk_layout(n, chunk, multiple)
+    pad = lambda a: jnp.pad(a, ((0, n_chunks * size - n), (0, 0))).reshape(n_chunks, size, -1)
+    z, cond = pad(z_NxL), pad(cond_NxC)
 
     def one(c):
-      z = shard_batch(jax.random.normal(jax.random.fold_in(key, c), (size, latent_dim)), mesh)
-      return generator.apply(params_g, z, shard_batch(cond[c], mesh))
+      return generator.apply(params_g, shard_batch(z[c], mesh), shard_batch(cond[c], mesh))
 
     return jax.lax.map(one, jnp.arange(n_chunks)).reshape(n_chunks * size, -1)[:n]
 
+  def generate(params_g, key, cond_NxC):
+    return apply(params_g, latents(key, cond_NxC.shape[0]), cond_NxC)
+
+  generate.latents, generate.apply = latents, apply
   return generate
 
 
