@@ -32,6 +32,11 @@ _WINDOW_COLUMNS = ("pho_pt", "pho_eta", "pho_phi")
 _WINDOW_EPS = 1e-6
 
 
+def _xp(*arrays):
+  """jax.numpy if any argument is a jax array (or a tracer), else numpy."""
+  return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
 def reference(columns: dict, name: str):
   """The reference values of a relatively generated feature: a column, or the recoil axis wrap(pho_phi + pi)
   (where the jets balancing the photon point; numpy or jax)."""
@@ -43,7 +48,7 @@ def reference(columns: dict, name: str):
 def to_relative(values, ref_values, name: str):
   """A feature relative to its reference: momenta as the log of their ratio (a fake carries a fraction of
   its jet's pT), angles as the wrapped difference, anything else as the difference (numpy or jax)."""
-  xp = jnp if isinstance(values, jax.Array) or isinstance(ref_values, jax.Array) else np
+  xp = _xp(values, ref_values)
   if name.endswith("_pt"):
     return xp.log(values) - xp.log(ref_values)
   v = values - ref_values
@@ -52,7 +57,7 @@ def to_relative(values, ref_values, name: str):
 
 def from_relative(v, ref_values, name: str):
   """The inverse of `to_relative`."""
-  xp = jnp if isinstance(v, jax.Array) or isinstance(ref_values, jax.Array) else np
+  xp = _xp(v, ref_values)
   if name.endswith("_pt"):
     return ref_values * xp.exp(v)
   v = v + ref_values
@@ -65,23 +70,21 @@ def window_to_model(pt, lo, pho_pt):
   conditional density is cut off at its highest (m_gg piles up at the 100 GeV cut), maps to -infinity and
   the generator never has to build a per-event cliff; far above it the coordinate is ln(pT / pT_gamma), the
   fake's share of the recoil, nearly independent of the event (numpy or jax)."""
-  xp = jnp if any(isinstance(a, jax.Array) for a in (pt, lo, pho_pt)) else np
+  xp = _xp(pt, lo, pho_pt)
   return xp.log(xp.maximum((pt - lo) / pho_pt, _WINDOW_EPS))
 
 
 def model_to_window(v, lo, pho_pt):
   """The inverse of `window_to_model`: a pT above lo for any v."""
-  xp = jnp if any(isinstance(a, jax.Array) for a in (v, lo, pho_pt)) else np
+  xp = _xp(v, lo, pho_pt)
   return lo + pho_pt * xp.exp(v)
 
 
 def pt_window(columns: dict, fake: dict | None = None):
   """gjets.fake_pt_window of the photon in `columns` and the fake direction in `fake` (else in columns)."""
   fake = fake or columns
-  xp = jnp if any(isinstance(columns[c], jax.Array) for c in _WINDOW_COLUMNS) or isinstance(
-      fake["fake_eta"], jax.Array) else np
-  return gjets.fake_pt_window(columns["pho_pt"], columns["pho_eta"], columns["pho_phi"], fake["fake_eta"],
-                              fake["fake_phi"], xp=xp)
+  args = [columns[c] for c in _WINDOW_COLUMNS] + [fake["fake_eta"], fake["fake_phi"]]
+  return gjets.fake_pt_window(*args, xp=_xp(*args))
 
 
 def reference_columns(relative: dict | None) -> list[str]:
