@@ -303,11 +303,11 @@ class WithinSigmaSelection:
     kept_step_M = np.asarray(kept_step_M, np.int64)
     now = np.asarray(self.bins_fn(models_now, np.full(len(kept_step_M), step, np.int64)))
     need = kept_step_M >= 0
-    kept_np = [np.asarray(a) for a in jax.tree.leaves(kept_models)]
     if not need.any():
       kept = None
     elif (self._last is not None and np.all(kept_step_M[need] == self._last[0])
-          and all(np.array_equal(a[need], b[need]) for a, b in zip(kept_np, self._last[1]))):
+          and all(np.array_equal(np.asarray(a)[need], b[need])
+                  for a, b in zip(jax.tree.leaves(kept_models), self._last[1]))):
       kept = self._last[2]  # the kept models are those evaluated at the last call, with its latents
     else:
       kept = np.asarray(self.bins_fn(kept_models, np.where(need, kept_step_M, 0)))
