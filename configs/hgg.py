@@ -58,6 +58,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # paper's [-1, 1] with tanh). Normal is the default: with uniform + tanh the fake's eta and phi, which
   # follow the parent jet's, never reach the ends (no endcap fakes at the quick preset; docs/results.md).
   c.data.quantile_output = "normal"
+  # Tails of the normal coordinates: "sample" (knots equally spaced in the normal coordinate out to
+  # +-Phi^-1(1 - 1/(2 n_train)), so the sample's tails are resolved to single events and a generator's
+  # overflow is ~1/n_train) or "knots" (the earlier equal-probability knots: the outer 1/Q of the sample is
+  # interpolated flat and 1/Q of a standard normal lands on the sample's extreme values; ganjax/data/preprocess.py).
+  c.data.quantile_tails = "sample"
   c.data.eta_gap = (1.4442, 1.566)  # excluded |eta| of generated *_eta columns (ECAL gap); () = none
   # Regions (simulator, NanoAOD and flat tables): SR = fake ID > sr_id_min, CR = cr_id_floor < ID <= sr_id_min.
   c.data.sr_id_min = 0.0
@@ -109,8 +114,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.flow.layers = 6         # coupling layers (each with its own feature permutation)
   c.model.flow.bins = 8           # spline bins K
   c.model.flow.hidden = (256, 256)  # conditioner MLP widths
-  c.model.flow.bound = 4.0        # splines on [-B, B], identity outside; the features fill +-3.3 (normal
-                                  # coordinates, 1000 knots) or [-1, 1] (uniform)
+  c.model.flow.bound = 4.5        # splines on [-B, B], identity outside; the features fill +-4.42 (normal
+                                  # coordinates, sample tails at 100k training events) or [-1, 1] (uniform)
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 5000

@@ -194,3 +194,16 @@ def test_flow_options_of_every_method():
     load_config("ganplify:cpu1d,flwo")
   c = load_config("zmumu:reduced,flow")
   assert c.model.kind == "flow" and c.train.optimizer.name == "adam" and c.train.steps == 3000
+
+
+def test_flow_bound_covers_the_sample_tails():
+  """With data.quantile_tails="sample" the features fill +-Phi^-1(1 - 1/(2 n_train)) (4.42 at the paper's
+  100k): the default bound 4.5 covers it, a bound of 4 is refused by name; the knots tails fill +-3.29."""
+  from ganjax import hgg
+  from ganjax.engine.errors import BadInputError
+  hgg.check_config(load_config("hgg:flow"))
+  with pytest.raises(BadInputError, match=r"bound > 4\.42"):
+    hgg.check_config(load_config("hgg:flow", **{"model.flow.bound": 4.0}))
+  hgg.check_config(load_config("hgg:flow", **{"model.flow.bound": 4.0, "data.quantile_tails": "knots"}))
+  with pytest.raises(BadInputError, match="quantile_tails"):
+    hgg.check_config(load_config("hgg:test", **{"data.quantile_tails": "tails"}))

@@ -12,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+import scipy.special
 import orbax.checkpoint as ocp
 import pytest
 from conftest import load_config, tb_scalars
@@ -349,6 +350,16 @@ def test_strategies_prepare(tmp_path, regions, strategy, n_cond, relative):
                                     prep.train, prep.gen_names, prep.relative)
   for i, name in enumerate(prep.gen_names):
     np.testing.assert_allclose(back[name], prep.train[name], rtol=1e-3, atol=2e-3, err_msg=name)
+  # the sample tails (data.quantile_tails): the normal coordinate reaches Phi^-1(1 - 1/(2 n_train)), and the
+  # metric's own knots (diphoton dims) sit at the generator's probabilities, so its bins stay SR-quantiles
+  assert prep.gen_qt.eps == pytest.approx(0.5 / 512) and prep.cond_qt.eps == prep.gen_qt.eps
+  assert np.abs(prep.gen(prep.train)).max() == pytest.approx(scipy.special.ndtri(1 - 0.5 / 512), abs=1e-3)
+  for k, d in enumerate(prep.metric_dims):
+    if d not in prep.gen_names:
+      vals = gjets.diphoton(*[prep.train[c] for c in ("pho_pt", "pho_eta", "pho_phi", "fake_pt", "fake_eta",
+                                                      "fake_phi")])[d]
+      u = prep.metric_qt.select([k]).forward(np.asarray(vals, np.float64)[:, None])[:, 0]
+      np.testing.assert_allclose(np.histogram(u, 4, (-1, 1))[0] / len(u), 0.25, atol=0.02, err_msg=d)
   ckpt = Checkpoints(str(tmp_path))  # the fitted transforms travel with every checkpoint
   ckpt.save_best(1, {"aux": prep.transforms()}, {})
   tree, _, step = ckpt.restore_best({"aux": prep.transforms()})

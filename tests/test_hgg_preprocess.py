@@ -121,3 +121,64 @@ def test_normal_output_is_the_uniform_one_through_phi():
   assert np.abs(z).max() <= float(scipy.special.ndtri(1 - 0.5 / 200)) + 1e-9
   u = scipy.stats.kstest(z[:, 1], "norm").statistic
   assert u < 0.02
+
+
+# Normal coordinates with the "sample" tails: knots equally spaced in the normal coordinate out to
+# +-Phi^-1(1 - 1/(2N)), so the sample's tails come back from a standard normal (a perfect generator).
+_HEAVY = np.random.default_rng(3).laplace(0.0, 0.1, (20000, 1))  # steep, heavy-tailed (like an acoplanarity)
+QT_TAILS = {t: fit_quantile_transform(_HEAVY, 500, "normal", tails=t) for t in ("knots", "sample")}
+_HEAVY_UNIFORM = fit_quantile_transform(_HEAVY, 500)
+
+
+def test_sample_tails_bound_and_probabilities():
+  from ganjax.data.preprocess import knot_probs, output_bound
+  for n, q in ((24000, 500), (100_000, 1000), (300, 64)):
+    b = output_bound("normal", q, n, "sample")
+    assert abs(b - scipy.special.ndtri(1 - 0.5 / n)) < 1e-9
+    p = knot_probs("normal", q, n, "sample")
+    assert p[0] == 0 and p[-1] == 1 and np.all(np.diff(p.astype(np.float32)) > 0) and len(p) == min(q, n)
+    # interior knots equally spaced in the normal coordinate
+    y = scipy.special.ndtri(0.5 / n + (1 - 1 / n) * p[1:-1])
+    np.testing.assert_allclose(np.diff(y), 2 * b / (len(p) - 1), rtol=1e-6)
+  assert abs(output_bound("normal", 500) - 3.0902) < 1e-4  # the knots tails: Phi^-1(1 - 1/(2Q))
+  assert output_bound("uniform", 500, 24000, "sample") == 1.0
+
+
+def test_sample_tails_forward_is_standard_normal_out_to_the_extremes():
+  z = QT_TAILS["sample"].forward(_HEAVY)[:, 0]
+  assert scipy.stats.kstest(z, "norm").statistic < 0.01
+  for t in (2.5, 3.0, 3.5):  # tail fractions (binomial sigma) where the knots tails stop at 3.09
+    p = 2 * scipy.stats.norm.sf(t)
+    assert abs(np.mean(np.abs(z) > t) - p) < 4 * np.sqrt(p / len(z)) + 1 / len(z)
+  assert np.abs(QT_TAILS["knots"].forward(_HEAVY)).max() <= 3.0903
+
+
+def test_sample_tails_give_back_the_tails_of_the_sample():
+  """A standard normal through the inverse (a perfect generator in normal coordinates) reproduces the true
+  Laplace tail fractions with the sample tails; the knots tails pile 1/Q of it onto the sample's extremes."""
+  y = np.random.default_rng(4).normal(size=(400_000, 1))
+  for q in (0.998, 0.9995):
+    cut = scipy.stats.laplace.ppf(q, 0, 0.1)
+    true = 1 - q
+    got = {t: np.mean(QT_TAILS[t].inverse(y)[:, 0] > cut) for t in QT_TAILS}
+    # the fit's own sample noise on a tail fraction p from N = 20000 rows dominates the generated one's
+    sigma = np.sqrt(true / len(_HEAVY))
+    assert abs(got["sample"] - true) < 4 * sigma, (q, got)
+  x = {t: QT_TAILS[t].inverse(y)[:, 0] for t in QT_TAILS}
+  at_extremes = {t: np.mean((x[t] >= _HEAVY.max() - 1e-6) | (x[t] <= _HEAVY.min() + 1e-6)) for t in x}
+  assert at_extremes["knots"] > 1e-3 and at_extremes["sample"] < 2e-4  # 1/Q vs ~1/N of the mass
+  # the whole distribution: KS against the true CDF, at the sample's own noise level
+  assert scipy.stats.kstest(x["sample"][:20000], scipy.stats.laplace(0, 0.1).cdf).pvalue > 1e-3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=20))
+def test_sample_tails_roundtrip_on_support(fracs):
+  qt = QT_TAILS["sample"]
+  lo, hi = qt.knots_DxQ[0, 0], qt.knots_DxQ[0, -1]
+  x = (lo + np.asarray(fracs)[:, None] * (hi - lo)).astype(np.float64)
+  np.testing.assert_allclose(qt.inverse(qt.forward(x)), x, atol=1e-4 * (hi - lo))
+  np.testing.assert_allclose(np.asarray(qt.inverse(qt.forward(jnp.asarray(x, jnp.float32)))), x,
+                             atol=1e-3 * (hi - lo))
+  # the metric's uniform coordinate is the probability integral transform here too
+  np.testing.assert_allclose(qt.to_uniform(qt.forward(x)), _HEAVY_UNIFORM.forward(x), atol=4e-3)

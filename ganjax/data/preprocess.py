@@ -37,6 +37,7 @@ import numpy as np
 import scipy.special
 
 
+TAILS = ("knots", "sample")
 OUTPUTS = ("uniform", "normal")
 
 
@@ -84,12 +85,24 @@ def unsqueeze_gaps(s, gaps_Dx2):
   return xp.sign(s) * x
 
 
-def output_bound(output: str, n_quantiles: int) -> float:
-  """The largest |coordinate| a fitted transform produces: 1 for the uniform output, Phi^-1(1 - e) with
-  e = 1/(2Q) for the normal one (3.09 at Q = 500, 3.29 at Q = 1000)."""
+def tail_eps(output: str, n_quantiles: int, n_rows: int, tails: str = "knots") -> float:
+  """The probability e below the lowest (and above the highest) knot's normal coordinate: 1/(2Q) for the
+  "knots" tails, 1/(2N) for the "sample" tails (N fitted rows, capped at the knots' 1/(2Q))."""
+  if tails not in TAILS:
+    raise ValueError(f"quantile tails {tails!r}: one of {TAILS}")
+  n_q = min(n_quantiles, n_rows)
+  return 0.5 / max(n_rows, n_q) if tails == "sample" and output == "normal" else 0.5 / n_q
+
+
+def output_bound(output: str, n_quantiles: int, n_rows: int | None = None, tails: str = "knots") -> float:
+  """The largest |coordinate| a fitted transform produces: 1 for the uniform output, Phi^-1(1 - e) for the
+  normal one, e from `tail_eps` (knots: 3.09 at Q = 500, 3.29 at Q = 1000; sample: 4.10 at N = 24k,
+  4.42 at N = 100k)."""
   if output not in OUTPUTS:
     raise ValueError(f"quantile output {output!r}: one of {OUTPUTS}")
-  return 1.0 if output == "uniform" else float(scipy.special.ndtri(1.0 - 0.5 / n_quantiles))
+  n_rows = n_quantiles if n_rows is None else n_rows
+  return 1.0 if output == "uniform" else float(scipy.special.ndtri(1.0 - tail_eps(output, n_quantiles, n_rows,
+                                                                                    tails)))
 
 
 @flax.struct.dataclass
@@ -101,6 +114,7 @@ class QuantileTransform:
   probs_Q: jax.Array
   gaps_Dx2: jax.Array | None = None
   output: str = flax.struct.field(pytree_node=False, default="uniform")
+  eps: float | None = flax.struct.field(pytree_node=False, default=None)  # None: 1/(2Q) (`tail_eps`)
 
   @property
   def n_features(self) -> int:
@@ -108,7 +122,7 @@ class QuantileTransform:
 
   @property
   def _eps(self) -> float:
-    return 0.5 / self.probs_Q.shape[0]
+    return 0.5 / self.probs_Q.shape[0] if self.eps is None else self.eps
 
   def forward(self, x_NxD):
     """Physical -> [-1, 1] (uniform) or normal coordinates. Values outside the fitted support are clamped
@@ -142,15 +156,36 @@ class QuantileTransform:
     """The transform of a subset of features (in the given order)."""
     idx = np.asarray(list(idx), dtype=np.int64)
     return QuantileTransform(knots_DxQ=self.knots_DxQ[idx], probs_Q=self.probs_Q,
-                             gaps_Dx2=None if self.gaps_Dx2 is None else self.gaps_Dx2[idx], output=self.output)
+                             gaps_Dx2=None if self.gaps_Dx2 is None else self.gaps_Dx2[idx], output=self.output,
+                             eps=self.eps)
+
+
+def knot_probs(output: str, n_quantiles: int, n_rows: int, tails: str = "knots") -> np.ndarray:
+  """The knots' probabilities. "knots": equally spaced in probability, the normal coordinate ending at
+  +-Phi^-1(1 - 1/(2Q)); every one of the outer intervals holds 1/Q of the sample, mapped linearly, so the
+  sample's steep tail beyond the 1 - 1/Q quantile comes back flat, and a generator's mass beyond the bound
+  lands on the sample's extreme value. "sample" (normal output): equally spaced in the normal coordinate
+  out to +-Phi^-1(1 - 1/(2N)), so the tails are resolved down to single events (their knots are the
+  sample's order statistics) and a standard normal loses only ~1/N of its mass to the bound."""
+  n_q = min(n_quantiles, n_rows)
+  if tails == "knots" or output != "normal":
+    return np.linspace(0.0, 1.0, n_q)
+  eps = tail_eps(output, n_quantiles, n_rows, tails)
+  b = scipy.special.ndtri(1.0 - eps)
+  probs = np.clip((scipy.special.ndtr(np.linspace(-b, b, n_q)) - eps) / (1.0 - 2.0 * eps), 0.0, 1.0)
+  probs[0], probs[-1] = 0.0, 1.0
+  return probs
 
 
 def fit_quantile_transform(x_NxD: np.ndarray, n_quantiles: int = 1000, output: str = "uniform",
-                           gaps_Dx2: np.ndarray | None = None) -> QuantileTransform:
+                           gaps_Dx2: np.ndarray | None = None, tails: str = "knots") -> QuantileTransform:
   """Fit knots on a training sample. Knots are made strictly increasing so the map is a bijection.
-  gaps_Dx2: per feature an excluded interval (a, b) of |x| (0 <= a < b), or (0, 0) for none."""
+  gaps_Dx2: per feature an excluded interval (a, b) of |x| (0 <= a < b), or (0, 0) for none.
+  tails: "knots" or "sample", how the normal output resolves the sample's tails (`knot_probs`)."""
   if output not in OUTPUTS:
     raise ValueError(f"quantile output must be one of {OUTPUTS}, got {output!r}")
+  if tails not in TAILS:
+    raise ValueError(f"quantile tails must be one of {TAILS}, got {tails!r}")
   x_NxD = np.asarray(x_NxD, np.float64)
   if x_NxD.ndim != 2 or x_NxD.shape[0] < 2:
     raise ValueError(f"need a 2D sample with at least 2 rows, got shape {x_NxD.shape}")
@@ -160,15 +195,18 @@ def fit_quantile_transform(x_NxD: np.ndarray, n_quantiles: int = 1000, output: s
       raise ValueError(f"gaps must be (a, b) with 0 <= a <= b, got {gaps_Dx2.tolist()}")
     x_NxD = np.asarray(squeeze_gaps(x_NxD, gaps_Dx2.astype(np.float64)), np.float64)
   n_q = int(min(n_quantiles, x_NxD.shape[0]))
-  probs = np.linspace(0.0, 1.0, n_q)
+  probs = knot_probs(output, n_quantiles, x_NxD.shape[0], tails)
+  if np.any(np.diff(probs.astype(np.float32)) <= 0):
+    raise ValueError(f"{n_q} knots on {x_NxD.shape[0]} rows: probabilities not distinct in float32")
   knots = np.quantile(x_NxD, probs, axis=0).T.astype(np.float32)  # D x Q
   # Ties (repeated values) would give flat steps: lift each knot to the next float above its predecessor.
   for d in range(knots.shape[0]):
     for q in range(1, n_q):
       if knots[d, q] <= knots[d, q - 1]:
         knots[d, q] = np.nextafter(knots[d, q - 1], np.float32(np.inf))
+  eps = None if tails == "knots" or output != "normal" else tail_eps(output, n_quantiles, x_NxD.shape[0], tails)
   return QuantileTransform(knots_DxQ=knots, probs_Q=np.asarray(probs, np.float32), gaps_Dx2=gaps_Dx2,
-                           output=output)
+                           output=output, eps=eps)
 
 
 def dequantize(n: np.ndarray, rng: np.random.Generator) -> np.ndarray:

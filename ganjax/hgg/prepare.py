@@ -112,7 +112,7 @@ class Prepared:
     # Conditions in the same coordinates as the generated object (with normal coordinates and a linear
     # output, y_fake ~ y_jet is close to the identity).
     qt = fit_quantile_transform(x, config.data.n_quantiles, config.data.quantile_output,
-                                gaps_Dx2 if self.gaps else None)
+                                gaps_Dx2 if self.gaps else None, config.data.quantile_tails)
     self.gen_qt = qt.select(range(len(self.gen_names)))
     self.cond_qt = qt.select(range(len(self.gen_names), len(model_cols)))
     rows, metric_gaps = [], []
@@ -123,8 +123,9 @@ class Prepared:
       else:
         values = self.train[d] if d in self.train else gjets.diphoton(
             *[self.train[c] for c in ("pho_pt", "pho_eta", "pho_phi", "fake_pt", "fake_eta", "fake_phi")])[d]
-        rows.append(np.asarray(fit_quantile_transform(
-            self._maybe_dequantize(d, values, 1)[:, None], config.data.n_quantiles).knots_DxQ[0]))
+        rows.append(np.asarray(fit_quantile_transform(  # knots at the generator's probabilities
+            self._maybe_dequantize(d, values, 1)[:, None], config.data.n_quantiles, config.data.quantile_output,
+            tails=config.data.quantile_tails).knots_DxQ[0]))
         metric_gaps.append(np.zeros(2, np.float32))
     # The metric bins in uniform coordinates; its knots for generated columns are the generator's.
     self.metric_qt = QuantileTransform(knots_DxQ=np.stack(rows), probs_Q=self.gen_qt.probs_Q,

@@ -50,7 +50,8 @@ def make_models(config, n_out: int) -> tuple[Generator | Flow, Discriminator | N
   if is_flow(config):
     f = config.model.flow
     return Flow(n_features=n_out, n_layers=f.layers, n_bins=f.bins, hidden=tuple(f.hidden), bound=f.bound,
-                clip=preprocess.output_bound(config.data.quantile_output, config.data.n_quantiles)), None
+                clip=preprocess.output_bound(config.data.quantile_output, config.data.n_quantiles, config.data.n_train,
+                                             config.data.quantile_tails)), None
   output = "tanh" if config.data.quantile_output == "uniform" else "linear"
   return (Generator(n_out=n_out, width=config.model.g_width, output=output),
           Discriminator(width=config.model.d_width, dropout=config.model.dropout))
