@@ -3,7 +3,9 @@
 The run's own S^2 check compares the GANed CR with its MC SR test events (8,000 at the quick preset), whose
 statistical noise is part of every S^2 there. With the simulator the truth is free: this draws `--n_events`
 fresh preselected events with the run's simulator settings (another seed), keeps the SR, and reports for
-every generated observable S^2 of the GANed CR, of the MC CR and of the run's MC SR test events against it,
+every generated observable S^2 of the GANed CR, of the ideal CR (the same CR events with fakes drawn from the
+simulator's exact SR conditional, `gjets.sample_sr_fakes`: what a perfect generator gives), of the MC CR and
+of the run's MC SR test events against it,
 each with its floor (the 95 % quantile of S^2 between two samples of that size and the truth's size drawn
 from one distribution; ganjax.metrics.separation). Binning as in the run's validation (50 bins between the
 truth's 0.1 % and 99.9 % quantiles).
@@ -38,10 +40,13 @@ def main() -> None:
   config = ml_collections.ConfigDict(json.loads((run / "config.json").read_text()))
   if config.data.source != "simulate":
     raise SystemExit(f"{run}: data.source is {config.data.source!r}; this needs the built-in simulator")
-  sr, _ = gjets.split_regions(gjets.simulate(args.n_events, args.seed, region_params(config)))
-  ganed = pq.read_table(run / "ganed_cr.parquet").to_pydict()
+  params = region_params(config)
+  sr, _ = gjets.split_regions(gjets.simulate(args.n_events, args.seed, params))
+  ganed = {k: np.asarray(v) for k, v in pq.read_table(run / "ganed_cr.parquet").to_pydict().items()}
   test = pq.read_table(run / "mc_sr_test.parquet").to_pydict()
+  ideal, accepted = gjets.sample_sr_fakes(ganed, args.seed + 1, params)
   samples = {"GANed CR": {k: ganed.get(f"gan_{k}", ganed.get(k)) for k in GENERATED_OBSERVABLES},
+             "ideal CR": {k: ideal[k][accepted] for k in GENERATED_OBSERVABLES},
              "MC CR": {k: ganed[k] for k in GENERATED_OBSERVABLES}, "MC SR test": test}
   print(f"truth: {len(sr['fake_pt'])} MC SR events (seed {args.seed}); run: {run}")
   print("| observable | " + " | ".join(f"{n}: S^2 / floor" for n in samples) + " |")
