@@ -97,12 +97,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.relative_to_jet = False
   # Generated relative to a reference whatever relative_to_jet says, a bijection given the conditions
   # (ganjax/hgg/prepare.py): "name=ref" with ref a conditional column, "recoil_phi" (the photon's recoil axis,
-  # pho_phi + pi) or, for fake_pt, "preselection" (log((pT - lo) / pT_gamma) above the lowest pT that passes
-  # the preselection given the photon and the fake's direction: the m_gg cut edge maps to -infinity); a bare
+  # pho_phi + pi) or, for fake_pt, "window" (the pT inside the window (lo, hi) of pT that pass the preselection
+  # given the photon and the fake's direction, log((pT - lo) / pT_gamma) - log(1 - (pT - lo) / (hi - lo)): both
+  # m_gg cut edges map to -+infinity) or "preselection" (the lower edge only: log((pT - lo) / pT_gamma)); a bare
   # name means the parent jet; a feature takes its first entry whose reference the strategy's conditions
   # provide (full: recoil-relative phi and the window pT; partial: jet-relative phi, absolute pT).
   # () = the paper's absolute coordinates (docs/results.md: "Physics fidelity").
-  c.relative_features = ("fake_phi=recoil_phi", "fake_phi", "fake_pt=preselection")
+  c.relative_features = ("fake_phi=recoil_phi", "fake_phi", "fake_pt=window")
 
   c.model = ml_collections.ConfigDict()
   c.model.latent_dim = 32

@@ -75,7 +75,7 @@ def test_outputs(straight_run, regions):
   assert on_disk["ganed_cr_pass_sr_fraction"] > on_disk["ganed_cr_first_draw_pass_fraction"]
   assert np.all(np.abs(cols["gan_fake_phi"]) <= np.pi)
   # relative_features' default with the full strategy: phi from the recoil axis, pT above the preselection's edge
-  assert on_disk["generated_relative_to"] == {"fake_phi": "recoil_phi", "fake_pt": "preselection"}
+  assert on_disk["generated_relative_to"] == {"fake_phi": "recoil_phi", "fake_pt": "window"}
   ideal = on_disk["validation"]["ideal_reference"]  # simulator data: the ideal-generator reference
   assert ideal["accepted_fraction"] > 0.9
   for key in ("ideal_vs_mc_sr", "ganed_vs_ideal"):
@@ -336,7 +336,7 @@ def test_cr_subset_keeps_events_whole(regions):
 
 @pytest.mark.parametrize("strategy,n_cond,relative", [
     ("vanilla", 0, {}), ("partial", 3, {"fake_phi": "jet_phi"}),
-    ("full", 9, {"fake_phi": "recoil_phi", "fake_pt": "preselection"})])
+    ("full", 9, {"fake_phi": "recoil_phi", "fake_pt": "window"})])
 def test_strategies_prepare(tmp_path, regions, strategy, n_cond, relative):
   """Each conditioning strategy (Sec. 3.1) gives the model the right inputs; vanilla has none. Each generated
   feature takes the first relative_features entry whose reference the conditions provide, and the model

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from ganjax.data.preprocess import fit_quantile_transform
@@ -130,32 +131,43 @@ def test_fake_pt_window_is_the_preselection(rows):
   assert not np.any(inside & ~passes & (c < 4.5) & ~edge)
 
 
+@pytest.mark.parametrize("window", [metric.PRESELECTION, metric.WINDOW])
 @settings(max_examples=100, deadline=None)
 @given(st.lists(_KIN, min_size=1, max_size=30), st.floats(0.001, 0.999))
-def test_preselection_window_coordinate_round_trip(rows, frac):
-  """fake pT -> log((pT - lo) / pT_gamma) -> back, numpy (float64) and jax (float32), through
-  to_physical with the recoil-relative phi and the window: the physical fake is recovered; any model value,
-  however large, maps into the window."""
+def test_preselection_window_coordinate_round_trip(window, rows, frac):
+  """fake pT -> log((pT - lo) / pT_gamma) [- log(1 - (pT - lo) / (hi - lo)) for the two-sided window] -> back,
+  numpy (float64) and jax (float32), through to_physical with the recoil-relative phi and the window: the
+  physical fake is recovered; any model value, however large, maps into the window."""
   a = np.asarray(rows, np.float64)
   pho = dict(pho_pt=a[:, 0], pho_eta=0.5 * a[:, 1], pho_phi=a[:, 2])
   fake_eta, fake_phi = 0.5 * a[:, 3], a[:, 4]
   lo, hi = metric.pt_window(pho, {"fake_eta": fake_eta, "fake_phi": fake_phi})
   ok = (hi > lo * 1.01) & (lo < 1e4)  # not the collinear limit (m -> 0 needs a pT beyond any real one)
   pt = lo + frac * (hi - lo)
-  v = metric.window_to_model(pt, lo, pho["pho_pt"])
+  upper = hi if window == metric.WINDOW else None
+  v = metric.window_to_model(pt, lo, pho["pho_pt"], upper)
   recoil = metric.reference(pho, metric.RECOIL_PHI)
   np.testing.assert_allclose(np.abs(recoil - pho["pho_phi"]), np.pi, atol=1e-9)  # modulo the wrap
   g = np.stack([v, fake_eta, metric.to_relative(fake_phi, recoil, "fake_phi"), np.zeros(len(a))], -1)
   names, rel = ("fake_pt", "fake_eta", "fake_phi", "fake_id"), {"fake_phi": metric.RECOIL_PHI,
-                                                                 "fake_pt": metric.PRESELECTION}
+                                                                 "fake_pt": window}
   phys = metric.to_physical(g, pho, names, rel)
   np.testing.assert_allclose(phys["fake_phi"], fake_phi, atol=1e-9)
   np.testing.assert_allclose(phys["fake_pt"][ok], pt[ok], rtol=1e-9)
   phys_j = metric.to_physical(jnp.asarray(g, jnp.float32), {k: jnp.asarray(x, jnp.float32) for k, x in pho.items()},
                               names, rel)
   np.testing.assert_allclose(np.asarray(phys_j["fake_pt"])[ok], pt[ok], rtol=2e-3)
-  assert np.all(metric.model_to_window(np.array([-1e4, -30.0, 0.0, 5.0]), lo[:1], pho["pho_pt"][:1]) >= lo[0])
-  np.testing.assert_allclose(v[ok], np.log((pt[ok] - lo[ok]) / pho["pho_pt"][ok]))
+  i = int(np.argmax(ok)) if ok.any() else 0
+  extreme = metric.model_to_window(np.array([-1e4, -30.0, 0.0, 5.0] + ([] if upper is None else [30.0, 1e4])),
+                                   lo[i], pho["pho_pt"][i], None if upper is None else upper[i])
+  assert np.all(extreme >= lo[i]) and np.all(np.isfinite(extreme))
+  if upper is None:
+    np.testing.assert_allclose(v[ok], np.log((pt[ok] - lo[ok]) / pho["pho_pt"][ok]))
+  else:
+    assert np.all(extreme <= hi[i] * (1 + 1e-12)) or not ok.any()
+    # the logit of the position in the window, shifted by ln((hi - lo) / pT_gamma): far below hi the one-sided one
+    np.testing.assert_allclose(v[ok], np.log(frac / (1 - frac)) + np.log((hi[ok] - lo[ok]) / pho["pho_pt"][ok]),
+                               rtol=1e-7, atol=1e-7)
 
 
 def test_momentum_relative_to_a_reference_is_a_log_ratio():

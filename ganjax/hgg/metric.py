@@ -28,6 +28,9 @@ RECOIL_PHI = "recoil_phi"  # a reference that is not a column: the prompt photon
 # The fake's pT "relative to the preselection": log((pT - lo) / pT_gamma), lo the lowest pT for which the
 # diphoton passes the kinematic cuts given the photon and the fake's direction (gjets.fake_pt_window).
 PRESELECTION = "preselection"
+# The same with the window's upper end hi too (m_gg < 180 GeV, the pT/m cuts): both edges at -+infinity.
+WINDOW = "window"
+PT_WINDOWS = (PRESELECTION, WINDOW)
 _WINDOW_COLUMNS = ("pho_pt", "pho_eta", "pho_phi")
 _WINDOW_EPS = 1e-6
 
@@ -64,20 +67,30 @@ def from_relative(v, ref_values, name: str):
   return (v + np.pi) % (2 * np.pi) - np.pi if name.endswith("phi") else v
 
 
-def window_to_model(pt, lo, pho_pt):
+def window_to_model(pt, lo, pho_pt, hi=None):
   """The fake's pT above the preselection's lowest passing pT `lo` (gjets.fake_pt_window), in units of the
   photon's pT: log((pT - lo) / pT_gamma). Every real SR fake is above lo, so that edge, where the SR's
   conditional density is cut off at its highest (m_gg piles up at the 100 GeV cut), maps to -infinity and
   the generator never has to build a per-event cliff; far above it the coordinate is ln(pT / pT_gamma), the
-  fake's share of the recoil, nearly independent of the event (numpy or jax)."""
+  fake's share of the recoil, nearly independent of the event (numpy or jax).
+  With the upper end `hi` (the WINDOW reference), minus log(1 - w), w = (pT - lo) / (hi - lo): the upper cut
+  (m_gg < 180 GeV) goes to +infinity too, and far below it the coordinate is the one-sided one."""
   xp = _xp(pt, lo, pho_pt)
-  return xp.log(xp.maximum((pt - lo) / pho_pt, _WINDOW_EPS))
+  v = xp.log(xp.maximum((pt - lo) / pho_pt, _WINDOW_EPS))
+  if hi is None:
+    return v
+  return v - xp.log(xp.maximum(1.0 - (pt - lo) / xp.maximum(hi - lo, _WINDOW_EPS), _WINDOW_EPS))
 
 
-def model_to_window(v, lo, pho_pt):
-  """The inverse of `window_to_model`: a pT above lo for any v."""
+def model_to_window(v, lo, pho_pt, hi=None):
+  """The inverse of `window_to_model`: a pT above lo (and below hi) for any v. Two-sided: w = sigmoid(v - ln r),
+  r = (hi - lo) / pT_gamma."""
   xp = _xp(v, lo, pho_pt)
-  return lo + pho_pt * xp.exp(v)
+  if hi is None:
+    return lo + pho_pt * xp.exp(v)
+  width = xp.maximum(hi - lo, _WINDOW_EPS)
+  t = v - xp.log(width / pho_pt)
+  return lo + width * (0.5 * (1.0 + xp.tanh(0.5 * t)))  # sigmoid(t), finite for any t
 
 
 def pt_window(columns: dict, fake: dict | None = None):
@@ -91,7 +104,7 @@ def reference_columns(relative: dict | None) -> list[str]:
   """The table columns the references of `relative` are computed from."""
   out = []
   for r in (relative or {}).values():
-    out += list(_WINDOW_COLUMNS) if r == PRESELECTION else ["pho_phi"] if r == RECOIL_PHI else [r]
+    out += list(_WINDOW_COLUMNS) if r in PT_WINDOWS else ["pho_phi"] if r == RECOIL_PHI else [r]
   return list(dict.fromkeys(out))
 
 
@@ -120,11 +133,12 @@ def to_physical(gen_phys_NxO, aux: dict, gen_features: Sequence[str], relative: 
   out, relative = {}, relative or {}
   for i, name in enumerate(gen_features):
     v = gen_phys_NxO[..., i]
-    if name in relative and relative[name] != PRESELECTION:
+    if name in relative and relative[name] not in PT_WINDOWS:
       v = from_relative(v, reference(aux, relative[name]), name)
     out[name] = v
-  for name in [n for n in gen_features if relative.get(n) == PRESELECTION]:  # after the fake's direction
-    out[name] = model_to_window(out[name], pt_window(aux, {**aux, **out})[0], aux["pho_pt"])
+  for name in [n for n in gen_features if relative.get(n) in PT_WINDOWS]:  # after the fake's direction
+    lo, hi = pt_window(aux, {**aux, **out})
+    out[name] = model_to_window(out[name], lo, aux["pho_pt"], hi if relative[name] == WINDOW else None)
   return out
 
 

@@ -86,7 +86,7 @@ class Prepared:
     for item in wanted:
       g, _, ref = (p.strip() for p in item.partition("="))
       ref = ref or {"fake_eta": "jet_eta", "fake_phi": "jet_phi"}.get(g, "")
-      window = ref != metric.PRESELECTION or (g == "fake_pt" and config.data.preselection and {
+      window = ref not in metric.PT_WINDOWS or (g == "fake_pt" and config.data.preselection and {
           "fake_eta", "fake_phi"} <= set(self.gen_names))  # the window needs the generated fake's direction
       if g in self.gen_names and g not in self.relative and ref and window and all(
           c in self.cond_names for c in metric.reference_columns({g: ref})):
@@ -150,9 +150,11 @@ class Prepared:
     """A column as the model sees it: de-quantised if integer, relative to the jet if so configured (the
     generated `relative` ones and the conditions in `cond_relative`)."""
     ref = self.relative.get(name) or self.cond_relative.get(name)
-    if ref == metric.PRESELECTION:
+    if ref in metric.PT_WINDOWS:
       cols = {c: np.asarray(table[c], np.float64) for c in ("pho_pt", "pho_eta", "pho_phi", "fake_eta", "fake_phi")}
-      return metric.window_to_model(np.asarray(table[name], np.float64), metric.pt_window(cols)[0], cols["pho_pt"])
+      lo, hi = metric.pt_window(cols)
+      return metric.window_to_model(np.asarray(table[name], np.float64), lo, cols["pho_pt"],
+                                    hi if ref == metric.WINDOW else None)
     if ref:
       return metric.to_relative(np.asarray(table[name], np.float64), metric.reference(table, ref), name)
     return self._maybe_dequantize(name, table[name], salt)
