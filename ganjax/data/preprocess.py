@@ -87,11 +87,10 @@ def unsqueeze_gaps(s, gaps_Dx2):
 
 def tail_eps(output: str, n_quantiles: int, n_rows: int, tails: str = "knots") -> float:
   """The probability e below the lowest (and above the highest) knot's normal coordinate: 1/(2Q) for the
-  "knots" tails, 1/(2N) for the "sample" tails (N fitted rows, capped at the knots' 1/(2Q))."""
+  "knots" tails (Q = min(n_quantiles, N) knots), 1/(2N) for the "sample" tails (N fitted rows)."""
   if tails not in TAILS:
     raise ValueError(f"quantile tails {tails!r}: one of {TAILS}")
-  n_q = min(n_quantiles, n_rows)
-  return 0.5 / max(n_rows, n_q) if tails == "sample" and output == "normal" else 0.5 / n_q
+  return 0.5 / n_rows if tails == "sample" and output == "normal" else 0.5 / min(n_quantiles, n_rows)
 
 
 def output_bound(output: str, n_quantiles: int, n_rows: int | None = None, tails: str = "knots") -> float:
