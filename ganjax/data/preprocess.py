@@ -203,7 +203,7 @@ def fit_quantile_transform(x_NxD: np.ndarray, n_quantiles: int = 1000, output: s
     for q in range(1, n_q):
       if knots[d, q] <= knots[d, q - 1]:
         knots[d, q] = np.nextafter(knots[d, q - 1], np.float32(np.inf))
-  eps = None if tails == "knots" or output != "normal" else tail_eps(output, n_quantiles, x_NxD.shape[0], tails)
+  eps = tail_eps(output, n_quantiles, x_NxD.shape[0], tails) if tails == "sample" and output == "normal" else None
   return QuantileTransform(knots_DxQ=knots, probs_Q=np.asarray(probs, np.float32), gaps_Dx2=gaps_Dx2,
                            output=output, eps=eps)
 

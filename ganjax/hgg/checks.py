@@ -64,7 +64,8 @@ def check_config(config) -> None:
   elif config.train.batch_size % n_dev or config.metric.chunk % n_dev:
     problems.append(f"train.batch_size ({config.train.batch_size}) and metric.chunk ({config.metric.chunk}) "
                     f"must be multiples of the {n_dev} devices the batch is split over (train.devices)")
-  if config.data.quantile_output not in preprocess.OUTPUTS or config.data.quantile_tails not in preprocess.TAILS:
+  quantiles_ok = config.data.quantile_output in preprocess.OUTPUTS and config.data.quantile_tails in preprocess.TAILS
+  if not quantiles_ok:
     problems.append(f"data.quantile_output must be one of {preprocess.OUTPUTS} and data.quantile_tails one of "
                     f"{preprocess.TAILS}, got {config.data.quantile_output!r} / {config.data.quantile_tails!r}")
   if config.model.kind not in ("gan", "flow"):
@@ -72,9 +73,7 @@ def check_config(config) -> None:
   elif config.model.kind == "flow":
     f = config.model.flow
     fill = preprocess.output_bound(config.data.quantile_output, config.data.n_quantiles, config.data.n_train,
-                                   config.data.quantile_tails) \
-        if config.data.quantile_output in preprocess.OUTPUTS and config.data.quantile_tails in preprocess.TAILS \
-        else 1.0
+                                   config.data.quantile_tails) if quantiles_ok else 1.0
     if f.layers < 1 or f.bins < 2 or f.bound <= fill or not all(h >= 1 for h in f.hidden):
       problems.append(f"model.flow: layers >= 1, bins >= 2, bound > {fill:.3g} (the preprocessed features fill "
                       f"+-{fill:.3g}) "
